@@ -1,0 +1,1 @@
+"""Modality encoders (one plugin module per model family)."""

@@ -1,0 +1,1 @@
+"""Knowledge-graph format loaders (one plugin module per format family)."""
