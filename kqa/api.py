@@ -100,6 +100,23 @@ class KG:
         }
 
 
+def mention_scorer(kg_name: str, model: str | Path | None = None) -> Any:
+    """The learned mention tagger of a trained model for this KG, if there is one; ``None``
+    means the heuristic scorer. An explicitly given model that cannot be used is an error."""
+    from kqa.config import default_model_dir
+
+    folder = Path(model) if model else default_model_dir(kg_name)
+    if not (folder / "config.json").is_file():
+        if model:
+            from kqa.errors import NotFoundError
+
+            raise NotFoundError(f"no trained model at {folder}")
+        return None
+    from kqa.answer import load_answerer
+
+    return load_answerer(kg_name, folder).mention_scorer()
+
+
 def open_kg(name: str) -> KG:
     """A stored KG by name (raises :class:`kqa.errors.NotFoundError` listing known names)."""
     return KG(name)

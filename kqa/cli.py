@@ -147,6 +147,101 @@ def kg_drop(kg: str, yes: bool = typer.Option(False, "--yes", help="Do not ask."
     out.print(f"Deleted {kg}")
 
 
+# -- index ---------------------------------------------------------------------------------
+index_app = typer.Typer(help="Build and inspect the FAISS indexes of a KG.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+@index_app.command("build")
+def index_build(
+    kg: str = typer.Option(..., "--kg", help="KG name."),
+    text_encoder: Optional[str] = typer.Option(None, help="Text encoder (default minilm; hf:/path for a local model)."),
+    image_encoder: Optional[str] = typer.Option(None, help="Image encoder (default efficientnet-lite0; hf-clip:/path)."),
+    index_type: str = typer.Option("auto", help="auto (exact below 100k rows, HNSW above), flat or hnsw."),
+    image_views: int = typer.Option(3, help="Augmented views indexed per entity image."),
+    force: bool = typer.Option(False, "--force", help="Rebuild from scratch."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Encode entity names/aliases, relations and entity images into FAISS indexes."""
+    from kqa.index import build_indexes
+
+    api.open_kg(kg)
+    with progress_bar(not as_json) as report:
+        reports = build_indexes(kg, text_encoder, image_encoder, index_type, image_views, report, force)
+    if as_json:
+        emit_json(reports)
+        return
+    table = Table("index", "action", "rows", "encoded", "type", "seconds", "encoding s")
+    for r in reports:
+        table.add_row(r.kind, r.action + (f" ({r.reason})" if r.reason else ""), f"{r.rows:,}",
+                      f"{r.encoded:,}", r.index_type, f"{r.seconds:.1f}", f"{r.encode_seconds:.1f}")
+    out.print(table)
+
+
+@index_app.command("status")
+def index_status_cmd(kg: str = typer.Option(..., "--kg"), as_json: bool = JsonOpt) -> None:
+    """Each index's manifest and whether it matches the KG's current version."""
+    from kqa.index import index_status
+
+    rows = index_status(kg)
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        details = f"{row.get('rows', 0):,} rows, {row.get('index_type', '')}, encoder {row['encoder']['name']}" \
+            if "encoder" in row else ""
+        out.print(f"{row['kind']:<10} {row['state']}  {details}")
+
+
+# -- link ----------------------------------------------------------------------------------
+@app.command("link")
+def link_cmd(
+    question: Optional[str] = typer.Argument(None, help="The question (brackets optional)."),
+    kg: str = typer.Option(..., "--kg", help="KG name."),
+    image: Optional[Path] = typer.Option(None, "--image", help="An image showing the entity."),
+    questions: Optional[Path] = typer.Option(None, "--questions", help="A question file to link line by line."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Use this trained model's mention tagger."),
+    top_k: int = typer.Option(5, "--top-k"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Candidate topic entities with scores and where each came from."""
+    from kqa.link import get_linker
+
+    if (question is None) == (questions is None):
+        raise KqaError("give either a QUESTION or --questions FILE")
+    linker = get_linker(api.open_kg(kg).name)
+    scorer = api.mention_scorer(kg, model)
+    if questions is not None:
+        from kqa.questions import read_questions
+
+        results = []
+        for q in read_questions(questions):
+            result = linker.link(q.text, top_k, scorer)
+            if q.image is not None:
+                result.image_candidates = linker.link_image(q.image, top_k)
+            results.append(result)
+        if as_json:
+            emit_json([r.as_dict() for r in results])
+            return
+        for r in results:
+            best = r.candidates[0].name if r.candidates else "-"
+            out.print(f"{r.question}\t{best}")
+        return
+    result = linker.link(question or "", top_k, scorer)
+    if image is not None:
+        result.image_candidates = linker.link_image(image, top_k)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    table = Table("entity", "score", "source", "mention")
+    for c in result.candidates + result.image_candidates:
+        table.add_row(c.name, f"{c.score:.3f}", c.source, c.mention or "")
+    if not result.candidates and not result.image_candidates:
+        out.print("No entity found.")
+        return
+    out.print(table)
+
+
 # -- plugins ---------------------------------------------------------------------------------
 @app.command("plugins")
 def plugins_cmd(as_json: bool = JsonOpt) -> None:

@@ -89,6 +89,21 @@ class Loader(Protocol):
         ...
 
 
+def read_text(path: Path) -> str:
+    """The file as text; invalid UTF-8 is reported with its line number."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise LoadError(path, line, None,
+                        f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise LoadError(path, line, None, "contains NUL bytes: not a text file")
+    return text
+
+
 def humanize(key: str) -> str:
     """A readable label from an identifier: ``directed_by`` → ``directed by``,
     ``http://x/hasCapital`` → ``has capital``."""

@@ -14,28 +14,13 @@ from typing import Any
 
 from kqa.errors import LoadError
 from kqa.hookspecs import hookimpl
-from kqa.load import XSD, KGDocument, LiteralValue, TripleRecord
+from kqa.load import XSD, KGDocument, LiteralValue, TripleRecord, read_text
 
 SUBJECT = ("subject", "s", "head", "source", "from", "h")
 RELATION = ("relation", "predicate", "r", "p", "rel", "property", "edge", "label")
 OBJECT = ("object", "o", "tail", "target", "to", "t", "value")
 DATATYPE = ("datatype", "type", "object_type", "literal_type")
 FIELDS = ("subject", "relation", "object")
-
-
-def read_text(path: Path) -> str:
-    """The file as text; invalid UTF-8 is reported with its line number."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise LoadError(path, line, None,
-                        f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise LoadError(path, line, None, "contains NUL bytes: not a text file")
-    return text
 
 
 def sniff_delimiter(path: Path, text: str) -> str:

@@ -1,0 +1,324 @@
+"""Link stage: find the topic entities of a question, from its text and from an image.
+
+Text: every n-gram of the question is looked up in a normalised alias table (exact, case-,
+accent- and punctuation-insensitive); matches are scored by a mention scorer (a heuristic
+here, or the learned span tagger of a trained model) and overlapping mentions are resolved.
+Near misses (typos, paraphrased names) fall back to fuzzy string matching and to embedding
+similarity in the entity-name index. MetaQA-style ``[brackets]`` are used as a hint when
+present, never required. Image: nearest entity images in the image index.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from kqa.graph import ENTITY, KGraph, load_graph
+
+TOKEN = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
+BRACKET = re.compile(r"\[([^\[\]]+)\]")
+MAX_NGRAM = 12
+
+
+def fold(text: str) -> str:
+    """Case-, accent- and width-insensitive form of a token."""
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in text if not unicodedata.combining(c)).casefold().replace("’", "'")
+
+
+def tokens(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, folded token) for each word of ``text``."""
+    return [(m.start(), m.end(), fold(m.group())) for m in TOKEN.finditer(text)]
+
+
+def alias_key(text: str) -> str:
+    return " ".join(t for _s, _e, t in tokens(text))
+
+
+def strip_brackets(question: str) -> tuple[str, list[tuple[int, int]]]:
+    """The question without ``[ ]`` marks, and the marked spans in the cleaned text."""
+    spans, out, pos, shift = [], [], 0, 0
+    for m in BRACKET.finditer(question):
+        out.append(question[pos:m.start()])
+        start = m.start() - shift
+        out.append(m.group(1))
+        spans.append((start, start + len(m.group(1))))
+        shift += 2
+        pos = m.end()
+    out.append(question[pos:])
+    return "".join(out), spans
+
+
+@dataclass
+class Span:
+    """A candidate mention: character span in the cleaned question and the nodes it names."""
+
+    start: int
+    end: int
+    text: str
+    key: str
+    nodes: list[int]
+    bracketed: bool = False
+
+
+@dataclass
+class Candidate:
+    """A linked topic entity, best first in :class:`LinkResult`."""
+
+    node: int
+    name: str
+    score: float
+    source: str  # alias | bracket | fuzzy | embedding | image
+    mention: str | None = None
+    span: tuple[int, int] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "score": round(float(self.score), 4), "source": self.source,
+                "mention": self.mention, "span": list(self.span) if self.span else None}
+
+
+@dataclass
+class LinkResult:
+    question: str  # brackets removed
+    candidates: list[Candidate] = field(default_factory=list)
+    image_candidates: list[Candidate] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"question": self.question,
+                "entities": [c.as_dict() for c in self.candidates],
+                "image_entities": [c.as_dict() for c in self.image_candidates]}
+
+
+class MentionScorer(Protocol):
+    """Scores how likely each span is the question's topic-entity mention, in [0, 1]."""
+
+    def score(self, question: str, spans: Sequence[Span], graph: KGraph) -> list[float]: ...
+
+
+class AliasTable:
+    """Folded alias → entity nodes, for n-gram lookup."""
+
+    def __init__(self, graph: KGraph) -> None:
+        table: dict[str, list[int]] = {}
+        longest = 1
+        for node in range(graph.num_nodes):
+            if graph.node_kind[node] != ENTITY:
+                continue
+            for text in dict.fromkeys([graph.node_names[node], *graph.aliases[node]]):
+                key = alias_key(text)
+                if not key:
+                    continue
+                bucket = table.setdefault(key, [])
+                if node not in bucket:
+                    bucket.append(node)
+                longest = max(longest, key.count(" ") + 1)
+        self.table = table
+        self.max_tokens = min(longest, MAX_NGRAM)
+        self.keys = list(table)
+
+    def spans(self, question: str, hints: list[tuple[int, int]]) -> list[Span]:
+        """Every n-gram of the question that is an alias."""
+        words = tokens(question)
+        found = []
+        for i in range(len(words)):
+            for n in range(1, min(self.max_tokens, len(words) - i) + 1):
+                key = " ".join(w[2] for w in words[i:i + n])
+                nodes = self.table.get(key)
+                if nodes:
+                    start, end = words[i][0], words[i + n - 1][1]
+                    found.append(Span(start, end, question[start:end], key, nodes,
+                                      any(hs <= start and end <= he for hs, he in hints)))
+        return found
+
+
+class HeuristicMentionScorer:
+    """Without a trained model: long, rare, capitalised, bracketed spans are likely mentions.
+
+    Rarity comes from general English word frequencies (``wordfreq``): "what" or "film" is
+    rarely a topic entity even when some entity is named so.
+    """
+
+    def score(self, question: str, spans: Sequence[Span], graph: KGraph) -> list[float]:
+        from wordfreq import zipf_frequency
+
+        scores = []
+        for span in spans:
+            rarity = min(max((7.0 - zipf_frequency(span.text, "en")) / 7.0, 0.0), 1.0)
+            length = 1.0 - math.exp(-len(span.text) / 8.0)
+            cased = 1.0 if any(graph.node_names[n] == span.text for n in span.nodes) else (
+                0.8 if span.text[:1].isupper() and span.start > 0 else 0.5)
+            value = 0.45 * rarity + 0.35 * length + 0.2 * cased
+            scores.append(1.0 if span.bracketed else value * 0.95)
+        return scores
+
+
+def resolve_overlaps(spans: list[Span], scores: list[float]) -> list[tuple[Span, float]]:
+    """Keep the best non-overlapping spans (score, then length, decides)."""
+    order = sorted(range(len(spans)), key=lambda i: (-scores[i], -(spans[i].end - spans[i].start)))
+    kept: list[tuple[Span, float]] = []
+    for i in order:
+        span = spans[i]
+        if all(span.end <= k.start or span.start >= k.end for k, _ in kept):
+            kept.append((span, scores[i]))
+    return kept
+
+
+class Linker:
+    """Entity linking for one KG version; build once, reuse (see :func:`get_linker`)."""
+
+    def __init__(self, graph: KGraph) -> None:
+        self.graph = graph
+        self.aliases = AliasTable(graph)
+        self.degree = graph.degree()
+        self.heuristic = HeuristicMentionScorer()
+
+    # -- text ------------------------------------------------------------------------------
+    def link(self, question: str, top_k: int = 5, scorer: MentionScorer | None = None,
+             fallback: bool = True) -> LinkResult:
+        """Topic-entity candidates for a question (brackets optional)."""
+        clean, hints = strip_brackets(question)
+        spans = self.aliases.spans(clean, hints)
+        result = LinkResult(clean)
+        if spans:
+            scores = (scorer or self.heuristic).score(clean, spans, self.graph)
+            for span, score in resolve_overlaps(spans, scores):
+                result.candidates.extend(self._span_candidates(span, score))
+        best = max((c.score for c in result.candidates), default=0.0)
+        if fallback and (best < 0.5 or (hints and not any(s.bracketed for s in spans))):
+            result.candidates.extend(self._near_misses(clean, hints, spans))
+        result.candidates = _dedupe(sorted(result.candidates, key=lambda c: -c.score))[:top_k]
+        return result
+
+    def _span_candidates(self, span: Span, score: float) -> list[Candidate]:
+        """One candidate per node an alias names; exact-case and well-connected nodes first."""
+        nodes = span.nodes
+        if len(nodes) > 1:
+            nodes = sorted(nodes, key=lambda n: (self.graph.node_names[n] != span.text, -self.degree[n]))
+        source = "bracket" if span.bracketed else "alias"
+        return [Candidate(n, self.graph.node_names[n], score * (0.98 ** rank), source, span.text,
+                          (span.start, span.end)) for rank, n in enumerate(nodes)]
+
+    def _near_misses(self, clean: str, hints: list[tuple[int, int]], spans: list[Span]) -> list[Candidate]:
+        """Fuzzy string and embedding matches for phrases that are no exact alias."""
+        from rapidfuzz import fuzz, process
+
+        phrases = [clean[s:e] for s, e in hints] or _content_phrases(clean)
+        found: list[Candidate] = []
+        for phrase in phrases[:12]:
+            key = alias_key(phrase)
+            if not key:
+                continue
+            for match, score, _i in process.extract(key, self.aliases.keys, scorer=fuzz.ratio,
+                                                    limit=3, score_cutoff=80):
+                for node in self.aliases.table[match][:3]:
+                    found.append(Candidate(node, self.graph.node_names[node], 0.9 * score / 100.0,
+                                           "fuzzy", phrase))
+        found.extend(self._embedding_matches(phrases[:12]))
+        return found
+
+    def _embedding_matches(self, phrases: list[str]) -> list[Candidate]:
+        from kqa.index import open_index, read_index
+
+        stored, _why = read_index(self.graph.name, "entities")
+        if stored is None or not phrases:
+            return []  # no index built: embedding fallback unavailable, alias/fuzzy still work
+        index = open_index(self.graph.name, "entities", _encoder_ref(stored.manifest.encoder))
+        if index is None:
+            return []
+        from kqa.encode import get_encoder
+
+        encoder = get_encoder(_encoder_ref(index.manifest.encoder), "text")
+        scores, rows = index.search(encoder.encode(phrases), 3)
+        out = []
+        for phrase, row_scores, row_ids in zip(phrases, scores, rows):
+            for score, row in zip(row_scores, row_ids):
+                node = int(index.targets[row]) if row >= 0 else -1
+                if node >= 0 and score > 0.6:
+                    out.append(Candidate(node, self.graph.node_names[node], 0.85 * float(score),
+                                         "embedding", phrase))
+        return out
+
+    # -- image -----------------------------------------------------------------------------
+    def link_image(self, image: Any, top_k: int = 5, encoder_ref: str | None = None,
+                   temperature: float = 0.05) -> list[Candidate]:
+        """Entities whose images are nearest to ``image``; scores are a softmax over the
+        per-entity best similarities (so they say how sure the match is, not just how close)."""
+        from kqa.encode import get_encoder
+        from kqa.index import open_index
+
+        index = open_index(self.graph.name, "images", encoder_ref)
+        if index is None:
+            return []
+        encoder = get_encoder(encoder_ref, "image")
+        query = encoder.encode_batch([image])
+        return image_candidates(self.graph, index, query[0], top_k, temperature)
+
+
+def image_candidates(graph: KGraph, index: Any, query: np.ndarray, top_k: int,
+                     temperature: float) -> list[Candidate]:
+    """Per-entity best similarity over the image index, turned into probabilities."""
+    scores, rows = index.search(query[None, :], min(len(index.keys), 64))
+    best: dict[int, float] = {}
+    for score, row in zip(scores[0], rows[0]):
+        node = int(index.targets[row]) if row >= 0 else -1
+        if node >= 0 and score > best.get(node, -1.0):
+            best[node] = float(score)
+    if not best:
+        return []
+    nodes = list(best)
+    sims = np.array([best[n] for n in nodes])
+    probs = np.exp((sims - sims.max()) / temperature)
+    probs /= probs.sum()
+    order = np.argsort(-probs)[:top_k]
+    return [Candidate(nodes[i], graph.node_names[nodes[i]], float(probs[i]), "image") for i in order]
+
+
+def _encoder_ref(identity: dict[str, Any]) -> str:
+    return str(identity["name"])
+
+
+def _content_phrases(text: str) -> list[str]:
+    """Runs of capitalised or rare words: where an unmatched name most likely is."""
+    from wordfreq import zipf_frequency
+
+    words = TOKEN.findall(text)
+    phrases, run = [], []
+    for i, word in enumerate(words):
+        if (word[:1].isupper() and i > 0) or zipf_frequency(word, "en") < 3.5:
+            run.append(word)
+        elif run:
+            phrases.append(" ".join(run))
+            run = []
+    if run:
+        phrases.append(" ".join(run))
+    return phrases
+
+
+def _dedupe(candidates: list[Candidate]) -> list[Candidate]:
+    seen: set[int] = set()
+    out = []
+    for c in candidates:
+        if c.node not in seen:
+            seen.add(c.node)
+            out.append(c)
+    return out
+
+
+_linkers: dict[str, Linker] = {}
+_linkers_lock = threading.Lock()
+
+
+def get_linker(kg_name: str) -> Linker:
+    """The linker for the KG's current graph view (alias table built once per version)."""
+    graph = load_graph(kg_name)
+    with _linkers_lock:
+        linker = _linkers.get(kg_name)
+        if linker is None or linker.graph is not graph:
+            linker = _linkers[kg_name] = Linker(graph)
+        return linker
