@@ -389,8 +389,6 @@ def test_blank_file(tmp_path: Path, name: str) -> None:
                                                  "header", "delimiter"))
 
 
-@pytest.mark.xfail(reason="the delimited loader reads a tab-only line as a truncated triple "
-                          "instead of a blank line", strict=False)
 def test_blank_tsv_with_tab_only_lines(tmp_path: Path) -> None:
     error = refuse(write(tmp_path, "kb.tsv", "\n\t\n \t \n"))
     assert (error.line, error.field) == (0, None)

@@ -65,7 +65,7 @@ class DelimitedLoader:
         seen: set[tuple[str, str, Any]] = set()
         try:
             for lineno, row in enumerate(rows, start=1):
-                if not row or (len(row) == 1 and not row[0].strip()):
+                if not row or not any(field.strip() for field in row):
                     continue
                 if row[0].startswith("#"):
                     continue

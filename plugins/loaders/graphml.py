@@ -27,7 +27,7 @@ from networkx.readwrite.graphml import GraphMLReader
 from kqa.errors import LoadError
 from kqa.hookspecs import hookimpl
 from kqa.load import XSD, EntityRecord, KGDocument, LiteralValue, TripleRecord
-from kqa_plugins.loaders.delimited import read_text
+from kqa.load import read_text
 
 LINE = "{urn:kqa}line"  # private XML attribute holding an element's line number
 # Keys the reader adds to networkx data; NUL-prefixed so no GraphML attribute can collide.

@@ -29,7 +29,7 @@ from typing import Any, Iterator
 from kqa.errors import LoadError
 from kqa.hookspecs import hookimpl
 from kqa.load import XSD, EntityRecord, KGDocument, LiteralValue, RelationRecord, TripleRecord
-from kqa_plugins.loaders.delimited import read_text
+from kqa.load import read_text
 
 WHITESPACE = re.compile(r"[ \t\n\r]*")
 SEPARATOR = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")

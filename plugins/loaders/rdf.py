@@ -32,7 +32,7 @@ from kqa.errors import LoadError
 from kqa.hookspecs import hookimpl
 from kqa.load import (XSD, EntityRecord, KGDocument, LiteralValue, RelationRecord, TripleRecord,
                       humanize)
-from kqa_plugins.loaders.delimited import read_text
+from kqa.load import read_text
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 RDFS = "http://www.w3.org/2000/01/rdf-schema#"
