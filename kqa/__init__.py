@@ -4,13 +4,18 @@ The small public API (see ``kqa.api``)::
 
     import kqa
     kqa.load_kg("kb.txt", "movies")
-    kg = kqa.open_kg("movies")
-    kg.show("Blade Runner")
+    kqa.build_index("movies")
+    kqa.train("movies", ["1-hop/qa_dev.txt", "2-hop/qa_dev.txt", "3-hop/qa_dev.txt"])
+    result = kqa.ask("movies", "who directed the films starring Sigourney Weaver")
+    for answer in result.answers:
+        print(answer.name, answer.score, answer.evidence)
 """
 
 from kqa.hookspecs import hookimpl
-from kqa.api import KG, drop_kg, list_kgs, load_kg, open_kg
+from kqa.api import (KG, ask, build_index, drop_kg, evaluate, link, list_kgs, list_models, load_kg,
+                     open_kg, train)
 from kqa.errors import KqaError
 
 __version__ = "0.1.0"
-__all__ = ["KG", "KqaError", "drop_kg", "hookimpl", "list_kgs", "load_kg", "open_kg", "__version__"]
+__all__ = ["KG", "KqaError", "ask", "build_index", "drop_kg", "evaluate", "hookimpl", "link",
+           "list_kgs", "list_models", "load_kg", "open_kg", "train", "__version__"]

@@ -1,10 +1,14 @@
 """The documented Python API: the third front end, and what the CLI and the web UI call.
 
     import kqa
-    kqa.load_kg("kb.txt", "movies")           # file or pack folder → the store
+    kqa.load_kg("kb.txt", "movies")                      # a file or a pack folder → the store
     kg = kqa.open_kg("movies")
-    kg.show("Blade Runner")                    # entity, facts, neighbours
-    kqa.list_kgs()
+    kg.show("Blade Runner")                               # an entity, its facts, neighbours
+    kqa.build_index("movies")                             # FAISS indexes of names, relations, images
+    kqa.link("movies", "who directed blade runner")       # candidate topic entities
+    kqa.train("movies", ["1-hop/qa_dev.txt", "2-hop/qa_dev.txt"])   # → $KQA_HOME/models/movies
+    kqa.ask("movies", "what genres are the films directed by ridley scott")
+    kqa.evaluate("movies", ["held_out.txt"])              # Hits@1, MRR, per file
 """
 
 from __future__ import annotations
@@ -29,12 +33,12 @@ def load_kg(path: str | Path, name: str | None = None, fmt: str | None = None,
     """
     started = time.perf_counter()
     path = Path(path)
-    description = None
+    description = meta = None
     notes: list[str] = []
     if path.is_dir():
         pack = read_pack(path)
         name = name or pack.name
-        description, notes = pack.description, pack.notes
+        description, notes, meta = pack.description, pack.notes, pack.meta
     if not name:
         name = path.stem
     report = progress or (lambda *_: None)
@@ -42,7 +46,7 @@ def load_kg(path: str | Path, name: str | None = None, fmt: str | None = None,
     docs = parse_source(path, fmt, options)
     report("parsing", 1, 1)
     store = Store()
-    summary = store.write(name, docs, mode=mode, description=description, progress=progress)
+    summary = store.write(name, docs, mode=mode, description=description, progress=progress, meta=meta)
     summary.notes.extend(notes)
     report("graph", 0, 1)
     load_graph(name, store)
@@ -98,6 +102,109 @@ class KG:
             "degree": int(graph.out_edges(node).size + graph.in_edges(node).size),
             "provenance": provenance,
         }
+
+
+def build_index(kg_name: str, text_encoder: str | None = None, image_encoder: str | None = None,
+                index_type: str = "auto", image_views: int = 3, force: bool = False,
+                progress: Progress | None = None) -> list[Any]:
+    """Build (or bring up to date) the KG's entity, relation and image indexes."""
+    from kqa.index import build_indexes
+
+    KG(kg_name)
+    return build_indexes(kg_name, text_encoder, image_encoder, index_type, image_views, progress, force)
+
+
+def link(kg_name: str, question: str, image: Any = None, model: str | Path | None = None,
+         top_k: int = 5) -> Any:
+    """Topic-entity candidates for a question (and an image), best first."""
+    from kqa.link import get_linker
+
+    linker = get_linker(KG(kg_name).name)
+    result = linker.link(question, top_k, mention_scorer(kg_name, model))
+    if image is not None:
+        result.image_candidates = linker.link_image(image, top_k)
+    return result
+
+
+def resolve_model(kg_name: str, model: str | Path | None) -> Path:
+    from kqa.config import default_model_dir
+
+    return Path(model) if model else default_model_dir(kg_name)
+
+
+def ask(kg_name: str, question: str, image: Any = None, model: str | Path | None = None,
+        top_k: int = 5) -> Any:
+    """Ranked answers with evidence and confidence (:class:`kqa.answer.AnswerResult`).
+    ``image`` may be a path, raw bytes or a PIL image."""
+    from kqa.answer import load_answerer
+
+    return load_answerer(KG(kg_name).name, resolve_model(kg_name, model)).ask(question, image, top_k)
+
+
+def train(kg_name: str, questions: list[str | Path] = (), out: str | Path | None = None,  # type: ignore[assignment]
+          fusion: str = "gated", init: str | Path | None = None, generated: bool = False,
+          progress: Progress | None = None, log: Callable[[dict[str, Any]], None] | None = None,
+          **options: Any) -> Any:
+    """Train a model on question files (and/or questions generated from the KG); returns a
+    :class:`kqa.answer.TrainReport`. ``options`` are :class:`kqa.train.TrainConfig` fields
+    (epochs, lr, lam, seed, ...) plus ``text_encoder``, ``image_encoder``, ``hidden``,
+    ``max_hops`` and ``generate`` (:class:`kqa.generate.GenerateConfig` fields)."""
+    from kqa.answer import read_question_files, train_model
+    from kqa.train import TrainConfig
+
+    KG(kg_name)
+    model_keys = {"text_encoder", "image_encoder", "hidden", "max_hops"}
+    model_options = {k: options.pop(k) for k in list(options) if k in model_keys}
+    generate_options = options.pop("generate", None) or {}
+    config = TrainConfig(**options)
+    qs = read_question_files(list(questions))
+    extra = []
+    if generated:
+        from kqa.generate import GenerateConfig, generated_examples
+
+        extra = generated_examples(kg_name, GenerateConfig(seed=config.seed, **generate_options))
+    if not qs and not extra:
+        from kqa.errors import KqaError
+
+        raise KqaError("nothing to train on: give question files, or --generated for a KG with "
+                       "entity images or relation names to make questions from")
+    return train_model(kg_name, qs, resolve_model(kg_name, out), fusion=fusion,
+                       init=Path(init) if init else None, config=config, progress=progress, log=log,
+                       extra_examples=extra, **model_options)
+
+
+def evaluate(kg_name: str, questions: list[str | Path], model: str | Path | None = None,
+             gold_topics: bool = True, progress: Progress | None = None) -> Any:
+    """Hits@1 and MRR overall and per file (:class:`kqa.train.EvalResult`). With
+    ``gold_topics`` the ``[bracketed]`` entities are given; without, they are linked."""
+    from kqa.answer import evaluate_model, read_question_files
+
+    return evaluate_model(KG(kg_name).name, resolve_model(kg_name, model),
+                          read_question_files(list(questions)), gold_topics, progress)
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Models under ``$KQA_HOME/models``: KG, encoders, fusion, metrics."""
+    import json
+
+    from kqa.config import models_dir
+
+    rows = []
+    for config in sorted(models_dir().glob("*/config.json")):
+        try:
+            meta = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        encoders = meta.get("encoders", {})
+        rows.append({
+            "name": config.parent.name, "path": str(config.parent), "kg": meta["kg"]["name"],
+            "fusion": meta["model"]["fusion"],
+            "text_encoder": encoders.get("text", {}).get("name"),
+            "image_encoder": (encoders.get("image") or {}).get("name"),
+            "metrics": meta.get("metrics", {}), "created": meta.get("created"),
+            "examples": meta.get("data", {}).get("examples"),
+        })
+    return rows
 
 
 def mention_scorer(kg_name: str, model: str | Path | None = None) -> Any:

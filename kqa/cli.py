@@ -79,11 +79,18 @@ def kg_load(
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="Loader name; default from the extension."),
     append: bool = typer.Option(False, "--append", help="Add to an existing KG."),
     replace: bool = typer.Option(False, "--replace", help="Replace an existing KG's contents."),
+    if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing if a KG of that name exists."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Load a KG into the store (one transaction: all or nothing)."""
     if append and replace:
         raise KqaError("--append and --replace exclude each other")
+    if if_missing and name and name in {i.name for i in api.list_kgs()}:
+        if as_json:
+            emit_json({"kg": name, "skipped": True})
+        else:
+            out_line(f"KG {name!r} already loaded; not loading again (drop --if-missing to reload).")
+        return
     mode = "append" if append else "replace" if replace else "create"
     with progress_bar(not as_json) as report:
         summary = api.load_kg(path, name, fmt=fmt, mode=mode, progress=report)  # type: ignore[arg-type]
@@ -239,6 +246,125 @@ def link_cmd(
     if not result.candidates and not result.image_candidates:
         out.print("No entity found.")
         return
+    out.print(table)
+
+
+# -- train / eval / ask --------------------------------------------------------------------
+@app.command("train")
+def train_cmd(
+    kg: str = typer.Option(..., "--kg", help="KG name."),
+    questions: list[Path] = typer.Option([], "--questions", "-q",
+                                         help="question<TAB>answer1|answer2[<TAB>image] files (repeatable)."),
+    generated: bool = typer.Option(False, "--generated", help="Also train on questions generated from the KG."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Model folder (default $KQA_HOME/models/<kg>)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune from this trained model."),
+    fusion: str = typer.Option("gated", "--fusion", help="Fusion strategy plugin (kqa plugins lists them)."),
+    epochs: int = typer.Option(12, help="At most this many epochs (early stopping on validation)."),
+    lam: float = typer.Option(1.0, "--lambda", help="Weight λ of the auxiliary losses."),
+    lr: float = typer.Option(1e-3, help="Learning rate."),
+    batch_size: int = typer.Option(64, help="Questions per batch."),
+    val_fraction: float = typer.Option(0.1, help="Validation share carved from each file."),
+    seed: int = typer.Option(0, help="Random seed (runs are deterministic on CPU)."),
+    max_minutes: Optional[float] = typer.Option(None, help="Stop after this many minutes."),
+    text_encoder: Optional[str] = typer.Option(None, help="Text encoder (default minilm)."),
+    image_encoder: Optional[str] = typer.Option(None, help="Image encoder (default efficientnet-lite0)."),
+    if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing if the model exists."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Train the answer model (L = L_answer + λ·L_other) and save it as safetensors + JSON."""
+    target = api.resolve_model(kg, out)
+    if if_missing and (target / "config.json").is_file():
+        if as_json:
+            emit_json({"model_dir": str(target), "skipped": True})
+        else:
+            out_line(f"Model already at {target}; not retraining (drop --if-missing to retrain).")
+        return
+
+    def log(record: dict[str, Any]) -> None:
+        if not as_json:
+            shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
+            err.print(shown, highlight=False)
+
+    with progress_bar(not as_json) as report:
+        result = api.train(kg, list(questions), out, fusion=fusion, init=init, generated=generated,
+                           progress=report, log=log, epochs=epochs, lam=lam, lr=lr, batch_size=batch_size,
+                           val_fraction=val_fraction, seed=seed, max_minutes=max_minutes,
+                           text_encoder=text_encoder, image_encoder=image_encoder)
+    if as_json:
+        emit_json(result)
+        return
+    out_line(f"[bold green]Trained[/] {result.model_dir}: {result.examples:,} questions "
+             f"({result.train:,} train / {result.validation:,} validation), {result.epochs} epochs in "
+             f"{result.seconds:.0f}s; validation Hits@1 {result.val_hits1:.4f}")
+
+
+def out_line(text: str) -> None:
+    out.print(text, highlight=False)
+
+
+@app.command("eval")
+def eval_cmd(
+    kg: str = typer.Option(..., "--kg"),
+    questions: list[Path] = typer.Option(..., "--questions", "-q", help="Question files with answers."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model folder (default $KQA_HOME/models/<kg>)."),
+    link_entities: bool = typer.Option(False, "--link", help="Ignore [brackets]: link topic entities from the text."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Hits@1 and MRR of a model on question files (overall and per file)."""
+    with progress_bar(not as_json) as report:
+        result = api.evaluate(kg, list(questions), model, gold_topics=not link_entities, progress=report)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    table = Table("file", "questions", "Hits@1", "MRR")
+    for name, row in sorted(result.per_group.items()):
+        table.add_row(name, f"{row['n']:,}", f"{row['hits@1']:.4f}", f"{row['mrr']:.4f}")
+    table.add_row("[bold]all[/]", f"{result.n:,}", f"{result.hits1:.4f}", f"{result.mrr:.4f}")
+    out.print(table)
+
+
+@app.command("ask")
+def ask_cmd(
+    question: str = typer.Argument(..., help="The question."),
+    kg: str = typer.Option(..., "--kg"),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model folder (default $KQA_HOME/models/<kg>)."),
+    image: Optional[Path] = typer.Option(None, "--image", help="An image the question is about."),
+    top_k: int = typer.Option(5, "--top-k"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Ranked answers with confidence, evidence paths and modality contributions."""
+    result = api.ask(kg, question, image=image, model=model, top_k=top_k)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    if result.message:
+        err.print(f"[yellow]{result.message}[/]")
+    topic = ", ".join(f"{t['name']} ({t['source']} {t['score']:.2f})" for t in result.topic[:3]) or "-"
+    out_line(f"topic: {topic}")
+    if result.image_topic:
+        out_line("image: " + ", ".join(f"{t['name']} ({t['score']:.2f})" for t in result.image_topic[:3]))
+    for rank, answer in enumerate(result.answers, start=1):
+        out_line(f"[bold]{rank}. {answer.name}[/]  score {answer.score:.3f}  ({answer.hop} hop"
+                 f"{'s' if answer.hop != 1 else ''})")
+        for path in answer.evidence[:2]:
+            out_line("     " + "  ·  ".join(f"{t['subject']} —{t['relation']}→ {t['object']}" for t in path))
+    shares = ", ".join(f"{k} {v:.0%}" for k, v in result.modalities.items())
+    out_line(f"confidence {result.confidence:.2f}; modalities: {shares}; {result.seconds * 1000:.0f} ms")
+
+
+# -- models ----------------------------------------------------------------------------------
+@app.command("models")
+def models_cmd(as_json: bool = JsonOpt) -> None:
+    """Trained models under $KQA_HOME/models."""
+    rows = api.list_models()
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("model", "kg", "fusion", "text", "image", "val Hits@1", "path")
+    for r in rows:
+        hits = r["metrics"].get("val_hits@1")
+        table.add_row(r["name"], r["kg"], r["fusion"], r["text_encoder"] or "-", r["image_encoder"] or "-",
+                      f"{hits:.4f}" if isinstance(hits, float) else "-", r["path"])
     out.print(table)
 
 

@@ -250,13 +250,15 @@ class Linker:
         """Entities whose images are nearest to ``image``; scores are a softmax over the
         per-entity best similarities (so they say how sure the match is, not just how close)."""
         from kqa.encode import get_encoder
+        from kqa.images import open_image
         from kqa.index import open_index
 
+        picture = open_image(image)  # refuse a bad image before any index work
         index = open_index(self.graph.name, "images", encoder_ref)
         if index is None:
             return []
         encoder = get_encoder(encoder_ref, "image")
-        query = encoder.encode_batch([image])
+        query = encoder.encode_batch([picture])
         return image_candidates(self.graph, index, query[0], top_k, temperature)
 
 

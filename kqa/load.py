@@ -150,6 +150,7 @@ class Pack:
     description: str
     files: list[PackFile]
     notes: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def read_pack(folder: Path) -> Pack:
@@ -184,8 +185,9 @@ def read_pack(folder: Path) -> Pack:
     notes = []
     if manifest.get("notes_file") and (folder / manifest["notes_file"]).is_file():
         notes = (folder / manifest["notes_file"]).read_text(encoding="utf-8").splitlines()
+    meta = {k: manifest[k] for k in ("questions",) if k in manifest}
     return Pack(folder, manifest.get("name", folder.name), manifest.get("description", ""),
-                files, [n for n in notes if n.strip()])
+                files, [n for n in notes if n.strip()], meta)
 
 
 def parse_source(path: Path, fmt: str | None = None,

@@ -44,6 +44,7 @@ class KGRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # pack metadata (question templates)
     version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
@@ -133,8 +134,24 @@ def get_engine(url: str | None = None) -> Engine:
         if engine is None:
             engine = _make_engine(url)
             Base.metadata.create_all(engine)
+            _add_missing_columns(engine)
             _engines[url] = engine
         return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Columns added to kqa's tables after a store was created (``create_all`` only creates
+    missing tables): add them, nullable, so older stores keep working."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
 
 
 def _make_engine(url: str) -> Engine:
@@ -203,7 +220,8 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
     def write(self, kg_name: str, docs: list[KGDocument], mode: WriteMode = "create",
-              description: str | None = None, progress: Progress | None = None) -> LoadSummary:
+              description: str | None = None, progress: Progress | None = None,
+              meta: dict[str, Any] | None = None) -> LoadSummary:
         """Write parsed documents into ``kg_name`` in one transaction.
 
         ``create`` refuses an existing name; ``append`` adds to it (creating it if missing);
@@ -234,6 +252,8 @@ class Store:
             values: dict[str, Any] = {"version": summary.version, "updated_at": _now()}
             if description is not None:
                 values["description"] = description
+            if meta is not None:
+                values["meta"] = meta
             conn.execute(update(KGRow).where(KGRow.id == kg_id).values(**values))
         return summary
 
@@ -266,6 +286,12 @@ class Store:
         with self.engine.connect() as conn:
             kg_id = self._kg_id(conn, kg_name)
             return conn.execute(select(KGRow.version).where(KGRow.id == kg_id)).scalar_one()
+
+    def meta(self, kg_name: str) -> dict[str, Any]:
+        """Metadata a knowledge pack brought along (e.g. question templates); {} if none."""
+        with self.engine.connect() as conn:
+            kg_id = self._kg_id(conn, kg_name)
+            return conn.execute(select(KGRow.meta).where(KGRow.id == kg_id)).scalar_one() or {}
 
     def info(self, kg_name: str) -> KGInfo:
         with self.engine.connect() as conn:

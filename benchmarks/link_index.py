@@ -1,0 +1,152 @@
+"""Entity linking and index building, measured.
+
+    python benchmarks/link_index.py [--json] [--model DIR] [--skip-build] [--skip-images]
+                                    [--per-hop N] [--images-per-flag N]
+
+1. Text linking top-1 on ../shared/data/metaqa/{1,2,3}-hop/qa_dev.txt with the [brackets]
+   removed (gold = the bracketed entity), with the heuristic mention scorer and, given
+   --model (a model trained on MetaQA), with its learned mention tagger. Target ≥ 97 %.
+   Note: a model trained on these dev files has seen their brackets; evaluate the learned
+   tagger on the held-out split (benchmarks/metaqa_qa.py does) for an unbiased figure.
+2. ``kqa index build`` of the MetaQA KG (43k entities) against the bare encoder over the same
+   strings in the same run. Target ratio ≤ 1.3. Link latency p50/p95.
+3. Image linking top-1 on the countries flags (the bundled pack) under the held-out
+   distortion mix (crops, rotation, colour jitter, blur, JPEG, pasted onto photos the index
+   never saw), per distortion kind too. Target ≥ 95 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, report, require_metaqa  # noqa: E402
+
+
+def text_linking(metaqa: Path, per_hop: int, model: str | None) -> list[tuple[str, object]]:
+    import kqa
+    from kqa.link import get_linker
+
+    linker = get_linker("movies")
+    scorers = {"heuristic": None}
+    if model:
+        scorers["learned tagger"] = kqa.api.mention_scorer("movies", model)
+    rows: list[tuple[str, object]] = []
+    for label, scorer in scorers.items():
+        total = correct = 0
+        latencies = []
+        for hop in (1, 2, 3):
+            lines = (metaqa / f"{hop}-hop" / "qa_dev.txt").read_text(encoding="utf-8").splitlines()
+            lines = lines[:per_hop] if per_hop else lines
+            hits = 0
+            for line in lines:
+                question = line.split("\t")[0]
+                gold = re.search(r"\[(.+?)\]", question).group(1)  # type: ignore[union-attr]
+                plain = question.replace("[", "").replace("]", "")
+                start = time.perf_counter()
+                result = linker.link(plain, scorer=scorer)
+                latencies.append(time.perf_counter() - start)
+                hits += bool(result.candidates) and result.candidates[0].name == gold
+            rows.append((f"linking top-1 {hop}-hop ({label})", hits / len(lines)))
+            total += len(lines)
+            correct += hits
+        rows.append((f"linking top-1 all ({label}, n={total})", correct / total))
+        rows.append((f"link latency p50 ms ({label})", float(np.percentile(latencies, 50) * 1000)))
+        rows.append((f"link latency p95 ms ({label})", float(np.percentile(latencies, 95) * 1000)))
+    return rows
+
+
+def index_build() -> list[tuple[str, object]]:
+    from kqa.encode import get_encoder
+    from kqa.graph import load_graph
+    from kqa.index import build_index, entity_rows
+
+    encoder = get_encoder(None, "text")
+    _keys, texts = entity_rows(load_graph("movies"))
+    start = time.perf_counter()
+    for i in range(0, len(texts), encoder.batch_size):  # the naive way: file order
+        encoder.encode_batch(texts[i:i + encoder.batch_size])
+    bare_file_order = time.perf_counter() - start
+    start = time.perf_counter()
+    encoder.encode(texts)  # length-sorted batches: the encoder's best
+    bare_sorted = time.perf_counter() - start
+    build = build_index("movies", "entities", force=True)
+    return [("entity rows", len(texts)), ("index build seconds", build.seconds),
+            ("bare encoder seconds (same strings, length-sorted)", bare_sorted),
+            ("bare encoder seconds (same strings, file order)", bare_file_order),
+            ("build / bare (length-sorted)", build.seconds / bare_sorted),
+            ("build / bare (file order)", build.seconds / bare_file_order),
+            ("index type", build.index_type),
+            ("target build/bare <= 1.3", "met" if build.seconds / bare_sorted <= 1.3 else "MISSED")]
+
+
+def image_linking(per_flag: int) -> list[tuple[str, object]]:
+    import subprocess
+
+    import kqa
+    from PIL import Image
+
+    from kqa.augment import KINDS, TEST_MIX, backgrounds, distort
+    from kqa.graph import load_graph
+    from kqa.link import get_linker
+
+    subprocess.run([sys.executable, str(REPO / "knowledge" / "countries" / "build.py")], check=True,
+                   capture_output=True)
+    kqa.load_kg(REPO / "knowledge" / "countries", "countries")
+    start = time.perf_counter()
+    kqa.build_index("countries")
+    build_seconds = time.perf_counter() - start
+    graph = load_graph("countries")
+    linker = get_linker("countries")
+    pool = backgrounds("test")
+    rng = np.random.default_rng(20261125)
+    rows: list[tuple[str, object]] = [("countries with flags", len(graph.images)),
+                                      ("countries index build seconds", build_seconds)]
+    for label, mix, count in [("held-out mix", TEST_MIX, per_flag)] + [
+            (f"only {k}", TEST_MIX.only(k), 1) for k in KINDS]:
+        hits = total = 0
+        for node, paths in sorted(graph.images.items()):
+            source = Image.open(paths[0])
+            for _ in range(count):
+                found = linker.link_image(distort(source, rng, mix, pool), top_k=1)
+                hits += bool(found) and found[0].node == node
+                total += 1
+        rows.append((f"image linking top-1, {label} (n={total})", hits / total))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--model", help="A model trained on MetaQA, for the learned mention tagger.")
+    parser.add_argument("--per-hop", type=int, default=0, help="Questions per hop file (0: all).")
+    parser.add_argument("--images-per-flag", type=int, default=2)
+    parser.add_argument("--skip-build", action="store_true", help="Skip the index-build timing.")
+    parser.add_argument("--skip-images", action="store_true")
+    parser.add_argument("--home", help="Use this KQA_HOME (default: a fresh temporary one).")
+    args = parser.parse_args()
+    metaqa = require_metaqa()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["KQA_HOME"] = args.home or tmp
+        import kqa
+
+        if "movies" not in [i.name for i in kqa.list_kgs()]:
+            kqa.load_kg(metaqa / "kb.txt", "movies")
+        rows = text_linking(metaqa, args.per_hop, args.model)
+        if not args.skip_build:
+            rows += index_build()
+        if not args.skip_images:
+            rows += image_linking(args.images_per_flag)
+    report("linking and indexes", rows, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,495 @@
+"""Answer stage: a trained model, its KG and encoders, put together to answer questions with
+evidence; plus training (:func:`train_model`) and evaluation (:func:`evaluate_model`).
+
+A model folder holds ``model.safetensors`` (weights, never pickled), ``config.json`` (the
+encoders, fusion, KG name, version and relation fingerprint it was trained with, and its
+metrics), ``history.json`` and ``curves.png``. Using a model with another KG or encoder is
+refused with a message that says what to do instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from kqa.device import default_device
+from kqa.encode import Encoder, TextEncoder, get_encoder
+from kqa.errors import KqaError, ModelMismatchError, NotFoundError
+from kqa.graph import KGraph, load_graph
+from kqa.index import open_index, relation_texts
+from kqa.link import Candidate, Linker, Span, get_linker, strip_brackets
+from kqa.model import Batch, KnowledgeTensors, ModelConfig, QAModel
+from kqa.questions import Question, read_questions
+from kqa.retrieve import Propagator, Sparse
+from kqa.train import (
+    EvalResult, Example, Trainer, TrainConfig, check_trainable, collate, encode_examples,
+    make_examples, rank_metrics, save_history_plot, seed_everything, split_validation, summarise,
+    topic_from_candidates, write_json,
+)
+
+Progress = Callable[[str, int, int], None]
+FORMAT_VERSION = 1
+LOW_CONFIDENCE = 0.3
+
+
+def relation_fingerprint(graph: KGraph) -> str:
+    return hashlib.sha1("\n".join(graph.relation_keys).encode()).hexdigest()[:16]
+
+
+def build_knowledge(graph: KGraph, text: TextEncoder, image_ref: str | None,
+                    device: torch.device) -> KnowledgeTensors:
+    """The per-KG tensors the model reads (name vectors come from the entity index)."""
+    relation_text = torch.from_numpy(text.encode(relation_texts(graph)))
+    entities = open_index(graph.name, "entities", text.name)
+    node_text = torch.zeros(graph.num_nodes, text.dim, dtype=torch.float16)
+    if entities is not None:
+        seen = np.zeros(graph.num_nodes, dtype=bool)
+        for row, node in enumerate(entities.targets.tolist()):
+            if node >= 0 and not seen[node]:
+                seen[node] = True
+                node_text[node] = torch.from_numpy(entities.vectors[row])
+    slots = 2 * graph.num_relations
+    counts = np.zeros((graph.num_nodes, slots), dtype=np.float32)
+    np.add.at(counts, (graph.src, graph.rel), 1.0)
+    np.add.at(counts, (graph.dst, graph.rel + graph.num_relations), 1.0)
+    node_slots = torch.from_numpy(np.log1p(counts) / np.maximum(np.log1p(counts).sum(1, keepdims=True), 1e-9))
+    bank = bank_node = None
+    if image_ref is not None:
+        images = open_index(graph.name, "images", image_ref)
+        if images is not None:
+            keep = images.targets >= 0
+            bank = torch.from_numpy(images.vectors[keep].astype(np.float32))
+            bank_node = torch.from_numpy(images.targets[keep])
+    return KnowledgeTensors(relation_text.to(device), node_text.to(device), node_slots.to(device),
+                            bank.to(device) if bank is not None else None,
+                            bank_node.to(device) if bank_node is not None else None)
+
+
+def encode_images(examples: Sequence[Example], encoder: Encoder, progress: Progress | None = None) -> None:
+    """Image features for examples that carry an image (a path or a PIL image); each distinct
+    image is encoded once even when several questions share it."""
+    groups: dict[Any, list[Example]] = {}
+    for e in examples:
+        if e.image is not None and e.image_feature is None:
+            key = str(e.image) if isinstance(e.image, (str, Path)) else id(e.image)
+            groups.setdefault(key, []).append(e)
+    keys = list(groups)
+    size = encoder.batch_size
+    for start in range(0, len(keys), size):
+        chunk = keys[start:start + size]
+        vectors = encoder.encode_batch([groups[k][0].image for k in chunk])
+        for key, vector in zip(chunk, vectors):
+            feature = torch.from_numpy(vector).to(torch.float16)
+            for e in groups[key]:
+                e.image_feature = feature
+        if progress:
+            progress("images", min(start + size, len(keys)), len(keys))
+
+
+# -- mention scoring with a trained model ----------------------------------------------------------
+def span_score(offsets: Sequence[tuple[int, int]], probs: Sequence[float], start: int, end: int) -> float:
+    """Mean "inside a mention" probability over the span's tokens, discounted when the
+    neighbouring tokens look like mention too (the span would be cut short)."""
+    inside, before, after = [], 0.0, 0.0
+    for (a, b), p in zip(offsets, probs):
+        if b <= a:
+            continue
+        if a < end and b > start:
+            inside.append(p)
+        elif b <= start:
+            before = p
+        elif a >= end and after == 0.0:
+            after = p if p > 0 else 1e-9
+    if not inside:
+        return 0.0
+    return float(np.mean(inside)) * (1.0 - max(before, after))
+
+
+class TokenMentionScorer:
+    """Scores alias spans with a model's per-token mention probabilities for one question."""
+
+    def __init__(self, offsets: Sequence[tuple[int, int]], probs: Sequence[float]) -> None:
+        self.offsets, self.probs = list(offsets), list(probs)
+
+    def score(self, question: str, spans: Sequence[Span], graph: KGraph) -> list[float]:
+        return [1.0 if s.bracketed else span_score(self.offsets, self.probs, s.start, s.end) for s in spans]
+
+
+class LearnedMentionScorer:
+    """A :class:`kqa.link.MentionScorer` backed by a trained model (encodes the question)."""
+
+    def __init__(self, answerer: "Answerer") -> None:
+        self.answerer = answerer
+
+    def score(self, question: str, spans: Sequence[Span], graph: KGraph) -> list[float]:
+        offsets, probs = self.answerer.mention_probs(question)
+        return TokenMentionScorer(offsets, probs).score(question, spans, graph)
+
+
+# -- results -----------------------------------------------------------------------------------
+@dataclass
+class Answer:
+    name: str
+    node: int
+    score: float
+    hop: int
+    evidence: list[list[dict[str, str]]]  # paths; each a list of stored triples
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "score": round(self.score, 4), "hops": self.hop,
+                "evidence": self.evidence}
+
+
+@dataclass
+class AnswerResult:
+    question: str
+    answers: list[Answer]
+    confidence: float
+    topic: list[dict[str, Any]]
+    image_topic: list[dict[str, Any]]
+    modalities: dict[str, float]
+    topic_from_text: float
+    relations: list[list[tuple[str, float]]]
+    hop_probs: list[float]
+    message: str = ""
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["answers"] = [a.as_dict() for a in self.answers]
+        data["confidence"] = round(self.confidence, 4)
+        return data
+
+
+# -- the answerer ---------------------------------------------------------------------------------
+class Answerer:
+    """A loaded model bound to its KG; thread-safe for concurrent questions."""
+
+    def __init__(self, kg_name: str, folder: Path, device: torch.device | None = None) -> None:
+        self.folder = Path(folder)
+        config_path = self.folder / "config.json"
+        if not config_path.is_file():
+            raise NotFoundError(f"no trained model at {self.folder} (train one with kqa train --kg {kg_name})")
+        self.meta = json.loads(config_path.read_text(encoding="utf-8"))
+        self.graph = load_graph(kg_name)
+        self._check_kg(kg_name)
+        self.device = device or default_device()
+        self.text = get_encoder(self.meta["encoders"]["text"]["ref"], "text")
+        _check_encoder(self.text, self.meta["encoders"]["text"], self.folder)
+        image_meta = self.meta["encoders"].get("image")
+        self.image: Encoder | None = None
+        if image_meta:
+            self.image = get_encoder(image_meta["ref"], "image")
+            _check_encoder(self.image, image_meta, self.folder)
+        self.config = ModelConfig(**self.meta["model"])
+        self.model = build_model(self.config)
+        state = load_file(str(self.folder / "model.safetensors"), device="cpu")
+        self.model.load_state_dict(state)
+        self.model.to(self.device).eval()
+        self.propagator = Propagator(self.graph, self.meta.get("hub_degree"), self.device)
+        self.knowledge = build_knowledge(self.graph, self.text,  # type: ignore[arg-type]
+                                         image_meta["ref"] if image_meta else None, self.device)
+        self.linker: Linker = get_linker(kg_name)
+        self.lock = threading.Lock()
+
+    def _check_kg(self, kg_name: str) -> None:
+        kg_meta = self.meta["kg"]
+        if kg_meta["name"] != kg_name:
+            raise ModelMismatchError(
+                f"the model at {self.folder} was trained for KG {kg_meta['name']!r}, not {kg_name!r}; "
+                f"fine-tune it for this KG with: kqa train --kg {kg_name} --init {self.folder} ...")
+        if kg_meta["relation_fingerprint"] != relation_fingerprint(self.graph):
+            raise ModelMismatchError(
+                f"KG {kg_name!r} has different relations than when the model at {self.folder} was "
+                f"trained (it was trained on KG version {kg_meta['version']}); retrain or fine-tune it "
+                f"with --init")
+
+    def mention_scorer(self) -> LearnedMentionScorer:
+        return LearnedMentionScorer(self)
+
+    @torch.no_grad()
+    def mention_probs(self, question: str) -> tuple[list[tuple[int, int]], list[float]]:
+        clean, _ = strip_brackets(question)
+        states = self.text.encode_tokens([clean])  # type: ignore[attr-defined]
+        batch = Batch(states.states.to(self.device), states.mask.bool().to(self.device),
+                      states.pooled.to(self.device), Sparse.empty(self.device))
+        _tokens, logits = self.model.encode_tokens(batch)
+        return states.offsets[0], torch.sigmoid(logits[0]).tolist()
+
+    # -- asking ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def ask(self, question: str, image: Any = None, top_k: int = 5) -> AnswerResult:
+        started = time.perf_counter()
+        clean, _hints = strip_brackets(question)
+        if not clean.strip():
+            raise KqaError("the question is empty")
+        example = Example(clean, [], [])
+        with self.lock:
+            states = self.text.encode_tokens([clean])  # type: ignore[attr-defined]
+            example.states = states.states[0].to("cpu", torch.float16)
+            example.pooled = states.pooled[0].to("cpu")
+            example.offsets = states.offsets[0]
+            if image is not None:
+                if self.image is None:
+                    raise KqaError("this model was trained without images; ask without --image")
+                example.image_feature = torch.from_numpy(self.image.encode_batch([image])[0])
+            batch = collate([example], self.device, self.config.image_dim)
+            _tokens, logits = self.model.encode_tokens(batch)
+            scorer = TokenMentionScorer(example.offsets, torch.sigmoid(logits[0]).tolist())
+            linked = self.linker.link(question, top_k=5, scorer=scorer)
+            example.topic = topic_from_candidates(linked.candidates)
+            batch = collate([example], self.device, self.config.image_dim)
+            out = self.model(batch, self.knowledge, self.propagator)
+        return self._result(clean, linked.candidates, out, top_k, time.perf_counter() - started)
+
+    def _result(self, clean: str, candidates: list[Candidate], out: Any, top_k: int,
+                seconds: float) -> AnswerResult:
+        scores = out.scores[0]
+        values, nodes = scores.topk(min(top_k, scores.numel()))
+        hop_probs = out.hop_probs[0].tolist()
+        hops = [h.to_dict(0) for h in out.hops]
+        probs = [p[0].cpu().numpy() for p in out.relation_probs]
+        answers = []
+        for value, node in zip(values.tolist(), nodes.tolist()):
+            if value <= 1e-4:
+                break
+            contributions = [hop_probs[t] * hops[t].get(node, 0.0) for t in range(len(hops))]
+            hop = int(np.argmax(contributions))
+            paths = self.propagator.backtrack(hops, probs, node, hop)
+            answers.append(Answer(self.graph.label(node), node, value, hop,
+                                  [self._path_triples(path) for path in paths]))
+        confidence = answers[0].score if answers else 0.0
+        image_topic = []
+        if out.image_logits is not None and out.image_nodes is not None:
+            p = torch.softmax(out.image_logits[0], -1)[:-1]
+            top = p.topk(min(5, p.numel()))
+            image_topic = [{"name": self.graph.label(int(out.image_nodes[i])), "score": round(float(v), 4),
+                            "source": "image"} for v, i in zip(top.values.tolist(), top.indices.tolist())]
+        message = ""
+        if not answers:
+            message = "No answer found: no entity of the KG was recognised in the question or image."
+        elif confidence < LOW_CONFIDENCE:
+            message = (f"Low confidence ({confidence:.2f}): the question or image may not be about "
+                       f"anything in this KG.")
+        modalities = dict(zip(self.model.fusion.modalities, out.shares[0].tolist()))
+        relation_names = [self._slot_label(s) for s in range(self.config.num_slots)]
+        relations = []
+        for t, p in enumerate(probs):
+            order = np.argsort(-p)[:3]
+            relations.append([(relation_names[i], round(float(p[i]), 4)) for i in order])
+        return AnswerResult(clean, answers, confidence, [c.as_dict() for c in candidates], image_topic,
+                            {k: round(v, 4) for k, v in modalities.items()}, round(float(out.text_gate[0]), 4),
+                            relations, [round(p, 4) for p in hop_probs], message, seconds)
+
+    def _slot_label(self, slot: int) -> str:
+        count = self.graph.num_relations
+        return self.graph.relation_label(slot % count, inverse=slot >= count)
+
+    def _path_triples(self, path: list[tuple[int, int, int]]) -> list[dict[str, str]]:
+        """Each step as the stored fact it used (subject, relation, object)."""
+        count = self.graph.num_relations
+        triples = []
+        for head, slot, tail in path:
+            subject, obj = (head, tail) if slot < count else (tail, head)
+            triples.append({"subject": self.graph.label(subject),
+                            "relation": self.graph.relation_names[slot % count],
+                            "object": self.graph.label(obj)})
+        return triples
+
+    # -- evaluating ------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, examples: list[Example], gold_topics: bool, batch_size: int = 128) -> EvalResult:
+        """Hits@1 and MRR; without gold topics, entities are linked with the model's tagger."""
+        self.model.eval()
+        pairs: list[tuple[float, float]] = []
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start:start + batch_size]
+            if not gold_topics:
+                self._link_batch(chunk)
+            out = self.model(collate(chunk, self.device, self.config.image_dim), self.knowledge,
+                             self.propagator)
+            pairs.extend(rank_metrics(out.scores, chunk))
+        return summarise(pairs, examples)
+
+    def _link_batch(self, chunk: Sequence[Example]) -> None:
+        batch = collate(chunk, self.device, self.config.image_dim)
+        _tokens, logits = self.model.encode_tokens(batch)
+        probs = torch.sigmoid(logits).tolist()
+        for row, e in enumerate(chunk):
+            scorer = TokenMentionScorer(e.offsets, probs[row][:len(e.offsets)])
+            e.topic = topic_from_candidates(self.linker.link(e.text, scorer=scorer).candidates)
+
+
+def _check_encoder(encoder: Encoder, recorded: dict[str, Any], folder: Path) -> None:
+    for key in ("name", "version", "dim"):
+        if recorded.get(key) != encoder.identity[key]:
+            raise ModelMismatchError(
+                f"the model at {folder} was trained with {recorded['modality']} encoder "
+                f"{recorded.get('name')} {recorded.get('version')} ({recorded.get('dim')}-d), but "
+                f"{encoder.name} {encoder.version} ({encoder.dim}-d) is installed; retrain the model")
+
+
+def build_model(config: ModelConfig) -> QAModel:
+    from kqa.plugins import get_plugins
+
+    dims = {"text": config.text_dim, "kg": config.text_dim + config.hidden}
+    if config.image_dim:
+        dims["image"] = config.image_dim
+    fusion = get_plugins().fusion(config.fusion).factory(dims, config.hidden)
+    return QAModel(config, fusion)
+
+
+_answerers: dict[tuple[str, str, float], Answerer] = {}
+_answerers_lock = threading.Lock()
+
+
+def load_answerer(kg_name: str, folder: str | Path) -> Answerer:
+    """A cached :class:`Answerer` (reloaded when the weights file or the KG changes)."""
+    folder = Path(folder).resolve()
+    weights = folder / "model.safetensors"
+    stamp = weights.stat().st_mtime if weights.exists() else 0.0
+    key = (kg_name, str(folder), stamp)
+    with _answerers_lock:
+        cached = _answerers.get(key)
+        if cached is not None and cached.graph is load_graph(kg_name):
+            return cached
+        answerer = Answerer(kg_name, folder)
+        _answerers[key] = answerer
+        return answerer
+
+
+def clear_answerers() -> None:
+    with _answerers_lock:
+        _answerers.clear()
+
+
+# -- training -----------------------------------------------------------------------------------
+@dataclass
+class TrainReport:
+    model_dir: str
+    examples: int
+    train: int
+    validation: int
+    val_hits1: float
+    epochs: int
+    seconds: float
+    encode_seconds: float
+    stats: dict[str, int] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train_model(kg_name: str, questions: list[Question], out: Path, fusion: str = "gated",
+                init: Path | None = None, config: TrainConfig | None = None,
+                text_encoder: str | None = None, image_encoder: str | None = None,
+                hidden: int = 256, max_hops: int = 3, progress: Progress | None = None,
+                log: Callable[[dict[str, Any]], None] | None = None,
+                extra_examples: list[Example] | None = None) -> TrainReport:
+    """Train (or fine-tune, with ``init``) a model for a KG and save it to ``out``."""
+    config = config or TrainConfig()
+    seed_everything(config.seed)
+    started = time.perf_counter()
+    device = default_device()
+    graph = load_graph(kg_name)
+    linker = get_linker(kg_name)
+    init_meta = None
+    if init is not None:
+        init_meta = json.loads((Path(init) / "config.json").read_text(encoding="utf-8"))
+        text_encoder = text_encoder or init_meta["encoders"]["text"]["ref"]
+        fusion = init_meta["model"]["fusion"]
+        hidden, max_hops = init_meta["model"]["hidden"], init_meta["model"]["max_hops"]
+        if image_encoder is None and init_meta["encoders"].get("image"):
+            image_encoder = init_meta["encoders"]["image"]["ref"]
+    text = get_encoder(text_encoder, "text")
+    examples, stats = make_examples(questions, graph, linker)
+    examples.extend(extra_examples or [])
+    check_trainable(examples)
+    uses_images = any(e.image is not None for e in examples) or (
+        image_encoder is not None and bool(graph.images))
+    image = get_encoder(image_encoder, "image") if uses_images else None
+    encode_examples(examples, text, progress=progress)  # type: ignore[arg-type]
+    if image is not None:
+        encode_images(examples, image, progress)
+    encode_seconds = time.perf_counter() - started
+    model_config = ModelConfig(num_slots=2 * graph.num_relations, text_dim=text.dim,
+                               image_dim=image.dim if image else 0, hidden=hidden,
+                               max_hops=max_hops, fusion=fusion)
+    model = build_model(model_config)
+    if init is not None:
+        _load_init(model, Path(init), init_meta, model_config)  # type: ignore[arg-type]
+    model.to(device)
+    propagator = Propagator(graph, None, device)
+    knowledge = build_knowledge(graph, text, image.name if image else None, device)  # type: ignore[arg-type]
+    train, val = split_validation(examples, config.val_fraction, config.seed)
+    trainer = Trainer(model, knowledge, propagator, config, device, progress, log)
+    summary = trainer.fit(train, val)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+              str(out / "model.safetensors"))
+    encoders = {"text": {**text.identity, "ref": text.name}}
+    if image is not None:
+        encoders["image"] = {**image.identity, "ref": image.name}
+    meta = {
+        "format": FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(),
+        "kg": {"name": kg_name, "version": graph.version, "relation_fingerprint": relation_fingerprint(graph),
+               "relations": graph.relation_keys},
+        "encoders": encoders,
+        "model": model_config.to_dict(),
+        "hub_degree": propagator.hub_degree,
+        "train": asdict(config),
+        "init": str(init) if init else None,
+        "data": {"examples": len(examples), "train": len(train), "validation": len(val), **stats},
+        "metrics": {"val_hits@1": summary["best_val_hits@1"]},
+    }
+    write_json(out / "config.json", meta)
+    write_json(out / "history.json", trainer.history)
+    if trainer.history:
+        save_history_plot(trainer.history, out / "curves.png")
+    clear_answerers()
+    return TrainReport(str(out), len(examples), len(train), len(val), summary["best_val_hits@1"],
+                       summary["epochs"], round(time.perf_counter() - started, 1), round(encode_seconds, 1),
+                       stats, trainer.history)
+
+
+def _load_init(model: QAModel, init: Path, meta: dict[str, Any], config: ModelConfig) -> None:
+    """Start from another model: everything that fits is copied; the KG-specific relation
+    offsets (and an image head of another size) start fresh."""
+    if not (init / "model.safetensors").is_file():
+        raise NotFoundError(f"no model weights at {init}")
+    state = load_file(str(init / "model.safetensors"), device="cpu")
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape and k != "rel_offset"}
+    model.load_state_dict(usable, strict=False)
+
+
+def evaluate_model(kg_name: str, folder: Path, questions: list[Question], gold_topics: bool = True,
+                   progress: Progress | None = None) -> EvalResult:
+    answerer = load_answerer(kg_name, folder)
+    examples, _stats = make_examples(questions, answerer.graph, answerer.linker, gold_topics=gold_topics)
+    encode_examples(examples, answerer.text, progress=progress)  # type: ignore[arg-type]
+    if answerer.image is not None:
+        encode_images(examples, answerer.image, progress)
+    lost = len(questions) - len(examples)
+    result = answerer.evaluate(examples, gold_topics)
+    if lost:  # questions whose answers are not in the KG count as misses
+        scale = result.n / (result.n + lost)
+        result = EvalResult(result.n + lost, result.hits1 * scale, result.mrr * scale, result.per_group)
+    return result
+
+
+def read_question_files(paths: Sequence[str | Path]) -> list[Question]:
+    questions: list[Question] = []
+    for path in paths:
+        questions.extend(read_questions(path, require_answers=True))
+    return questions

@@ -1,0 +1,226 @@
+"""Training questions generated from a KG itself, with images where entities have them.
+
+For a domain KG without a question set, the KG is its own teacher: every entity's facts become
+templated questions of zero (which entity is shown?), one and two hops, asked either about the
+entity by name or about a picture of it (an augmented entity image from :mod:`kqa.augment`).
+Templates come from the knowledge pack's manifest (``questions`` section) with generic ones
+built from relation names as a fallback, so any KG with relation names, and optionally images,
+can be used. Templates starting with ``!`` are held out of training (``split="test"`` uses
+only those), so benchmarks measure phrasings the model never saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from kqa.graph import ENTITY, KGraph, load_graph
+from kqa.store import Store
+from kqa.train import Example
+
+GENERIC_SHOWN = ["this {type}", "the {type} in the picture", "the {type} shown here", "!the {type} in this photo"]
+GENERIC_IDENTITY = ["which {type} is this", "what {type} is shown here", "name the {type} in the picture",
+                    "!identify this {type}"]
+GENERIC_ASK = ["what is the {rel} of {x}", "what {rel} does {x} have", "tell me the {rel} of {x}",
+               "{x}: which {rel}", "!what's the {rel} of {x}"]
+GENERIC_NOUN = ["the {rel} of {x}"]
+GENERIC_INVERSE = ["what is {inv} {x}", "which {type} is {inv} {x}", "!name what is {inv} {x}"]
+
+
+@dataclass
+class GenerateConfig:
+    seed: int = 0
+    split: str = "train"  # "train": templates without "!"; "test": only the "!" ones
+    per_path: int = 2  # questions per (entity, relation path)
+    image_share: float = 0.5  # for entities with images: share of questions asked about a picture
+    views: int = 4  # distinct distorted pictures per entity image
+    mix: str = "train"  # distortion mix (kqa.augment.MIXES)
+    negatives: float = 0.03  # share of picture questions whose picture shows no entity
+    identity_per_entity: int = 2
+    two_hop: bool = True
+    inverse: bool = True
+    text: bool = True  # also questions naming the entity
+    max_questions: int = 30_000
+
+
+@dataclass
+class Templates:
+    shown: dict[str, list[str]] = field(default_factory=dict)
+    identity: dict[str, list[str]] = field(default_factory=dict)
+    ask: dict[str, list[str]] = field(default_factory=dict)
+    noun: dict[str, list[str]] = field(default_factory=dict)
+    inverse: dict[str, list[str]] = field(default_factory=dict)
+    two_hop: list[tuple[str, str]] = field(default_factory=list)
+
+
+def read_templates(meta: dict[str, Any]) -> Templates:
+    q = meta.get("questions", {}) or {}
+    rel = q.get("relations", {})
+    return Templates(
+        shown=q.get("shown", {}), identity=q.get("identity", {}),
+        ask={k: v.get("ask", []) for k, v in rel.items()},
+        noun={k: v.get("noun", []) for k, v in rel.items()},
+        inverse={k: v.get("ask", []) for k, v in q.get("inverse", {}).items()},
+        two_hop=[tuple(p) for p in q.get("two_hop", [])])  # type: ignore[misc]
+
+
+def pick(templates: list[str], split: str) -> list[str]:
+    """Training templates, or the held-out ("!") ones for ``split="test"``."""
+    held = [t[1:] for t in templates if t.startswith("!")]
+    kept = [t for t in templates if not t.startswith("!")]
+    if split == "test":
+        return held or kept
+    return kept or held
+
+
+class Generator:
+    def __init__(self, graph: KGraph, templates: Templates, config: GenerateConfig) -> None:
+        self.graph, self.t, self.cfg = graph, templates, config
+        self.rng = np.random.default_rng(config.seed + (7919 if config.split == "test" else 0))
+        count = graph.num_relations
+        self.objects: dict[tuple[int, int], list[int]] = {}
+        for s, r, o in zip(graph.src.tolist(), graph.rel.tolist(), graph.dst.tolist()):
+            self.objects.setdefault((s, r), []).append(o)
+            self.objects.setdefault((o, r + count), []).append(s)
+        self.slot_of = {k: i for i, k in enumerate(graph.relation_keys)}
+        self.views: dict[int, list[Any]] = {}
+
+    # -- phrasing --------------------------------------------------------------------------
+    def _choice(self, options: list[str]) -> str:
+        return options[int(self.rng.integers(len(options)))]
+
+    def _type(self, node: int) -> str:
+        return (self.graph.node_types[node] or "entity").replace("_", " ")
+
+    def shown_phrase(self, node: int) -> str:
+        kind = self._type(node)
+        return self._choice(pick(self.t.shown.get(kind, GENERIC_SHOWN), self.cfg.split)).format(type=kind)
+
+    def ask_template(self, slot: int) -> str:
+        count = self.graph.num_relations
+        key = self.graph.relation_keys[slot % count]
+        if slot < count:
+            options = self.t.ask.get(key) or [g.replace("{rel}", self.graph.relation_names[slot]) for g in GENERIC_ASK]
+        else:
+            inv = self.graph.relation_label(slot - count, inverse=True)
+            options = self.t.inverse.get(key) or [g.replace("{inv}", inv) for g in GENERIC_INVERSE]
+        return self._choice(pick(options, self.cfg.split))
+
+    def noun_template(self, slot: int) -> str:
+        key = self.graph.relation_keys[slot % self.graph.num_relations]
+        options = self.t.noun.get(key) or [g.replace("{rel}", self.graph.relation_names[slot]) for g in GENERIC_NOUN]
+        return self._choice(pick(options, self.cfg.split))
+
+    # -- pictures --------------------------------------------------------------------------
+    def picture(self, node: int) -> Any:
+        """One of the entity's distorted pictures (a fixed pool per entity, shared by its
+        questions so each picture is encoded once)."""
+        if node not in self.views:
+            from kqa.augment import MIXES, backgrounds, distort
+            from kqa.images import open_image
+
+            mix = MIXES[self.cfg.mix] if self.cfg.mix in MIXES else MIXES[self.cfg.mix + "_mix"]
+            pool = backgrounds(mix.backgrounds)
+            source = open_image(self.graph.images[node][0])
+            seed = int(hashlib.sha1(f"{self.graph.node_keys[node]}|{self.cfg.split}|{self.cfg.seed}".encode())
+                       .hexdigest()[:8], 16)
+            rng = np.random.default_rng(seed)
+            self.views[node] = [distort(source, rng, mix, pool) for _ in range(self.cfg.views)]
+        pool = self.views[node]
+        return pool[int(self.rng.integers(len(pool)))]
+
+    def blank_picture(self) -> Any:
+        """A picture of no entity: a background photo, a plain colour or noise."""
+        from PIL import Image
+
+        from kqa.augment import backgrounds
+
+        roll = self.rng.random()
+        if roll < 0.5:
+            pool = backgrounds("train" if self.cfg.split == "train" else "test")
+            return pool[int(self.rng.integers(len(pool)))].copy()
+        if roll < 0.8:
+            colour = tuple(int(c) for c in self.rng.integers(0, 256, 3))
+            return Image.new("RGB", (300, 200), colour)  # type: ignore[arg-type]
+        return Image.fromarray(self.rng.integers(0, 256, (200, 300, 3), dtype=np.uint8))
+
+    # -- questions -------------------------------------------------------------------------
+    def paths(self, node: int) -> Iterable[tuple[str, list[int], str, str]]:
+        """(kind, answers, question template with {x}, how {x} is filled) for one entity."""
+        count = self.graph.num_relations
+        for slot in range(2 * count):
+            answers = self.objects.get((node, slot))
+            if not answers:
+                continue
+            if slot >= count and not (self.cfg.inverse and self._has_inverse_template(slot)):
+                continue
+            kind = self.graph.relation_keys[slot % count] if slot < count else "~" + self.graph.relation_keys[slot - count]
+            yield kind, answers, self.ask_template(slot), ""
+        if not self.cfg.two_hop:
+            return
+        for first, second in self.t.two_hop:
+            s1, s2 = self.slot_of.get(first), self.slot_of.get(second)
+            if s1 is None or s2 is None:
+                continue
+            middle = self.objects.get((node, s1), [])
+            answers = sorted({a for m in middle for a in self.objects.get((m, s2), []) if a != node})
+            if answers:
+                template = self.ask_template(s2).replace("{x}", self.noun_template(s1))
+                yield f"{first}>{second}", answers, template, ""
+
+    def _has_inverse_template(self, slot: int) -> bool:
+        return self.graph.relation_keys[slot - self.graph.num_relations] in self.t.inverse
+
+    def examples(self) -> list[Example]:
+        out: list[Example] = []
+        graph, cfg = self.graph, self.cfg
+        entities = [n for n in range(graph.num_nodes) if graph.node_kind[n] == ENTITY]
+        for node in entities:
+            has_image = node in graph.images
+            if has_image:
+                kind = self._type(node)
+                options = pick(self.t.identity.get(kind, GENERIC_IDENTITY), cfg.split)
+                for _ in range(cfg.identity_per_entity):
+                    out.append(Example(self._choice(options).format(type=kind), [node], [],
+                                       image=self.picture(node), image_entity=node, group="identity"))
+            for kind_name, answers, template, _ in self.paths(node):
+                for _ in range(cfg.per_path):
+                    shown = has_image and (not cfg.text or self.rng.random() < cfg.image_share)
+                    out.append(self._ask(node, kind_name, answers, template, shown))
+        negatives = int(cfg.negatives * sum(1 for e in out if e.image is not None))
+        for _ in range(negatives):
+            template = out[int(self.rng.integers(len(out)))]
+            out.append(Example(template.text if template.image is not None else self.shown_phrase(entities[0]),
+                               [], [], image=self.blank_picture(), image_entity=None, group="no entity"))
+        if len(out) > cfg.max_questions:
+            keep = self.rng.choice(len(out), cfg.max_questions, replace=False)
+            out = [out[i] for i in sorted(keep)]
+        return out
+
+    def _ask(self, node: int, kind: str, answers: list[int], template: str, shown: bool) -> Example:
+        if shown:
+            text = template.replace("{x}", self.shown_phrase(node))
+            return Example(text, sorted(set(answers)), [], image=self.picture(node),
+                           image_entity=node, group=f"image:{kind}")
+        name = self._name(node)
+        before, _, after = template.partition("{x}")
+        start = len(before)
+        return Example(before + name + after, sorted(set(answers)), [(node, 1.0)],
+                       mention_spans=[(start, start + len(name))], group=f"text:{kind}")
+
+    def _name(self, node: int) -> str:
+        aliases = self.graph.aliases[node]
+        if aliases and self.rng.random() < 0.15:
+            return aliases[int(self.rng.integers(len(aliases)))]
+        return self.graph.node_names[node]
+
+
+def generated_examples(kg_name: str, config: GenerateConfig | None = None) -> list[Example]:
+    """Questions (as training examples) generated from a stored KG."""
+    config = config or GenerateConfig()
+    graph = load_graph(kg_name)
+    templates = read_templates(Store().meta(kg_name))
+    return Generator(graph, templates, config).examples()

@@ -1,0 +1,227 @@
+"""The answer model: fuses the question text, an optional image and the retrieved knowledge,
+then reasons over relations hop by hop to rank answer entities.
+
+Per hop, a query conditioned on the fused question vector attends over the question's tokens
+and picks a distribution over relations (both directions); entity scores then flow along
+edges weighted by those probabilities (:mod:`kqa.retrieve`). A hop-count head mixes the hop
+outputs, so 0- to ``max_hops``-hop questions are one model and the evidence path falls out of
+the attention. Relations are represented from their names' text embeddings (plus a small
+KG-specific offset), so a model trained on one KG starts a new KG with relations it can
+already read. The question encoder (MiniLM) stays frozen; the token states it produces are the
+model's input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from kqa.fuse import Fusion
+from kqa.retrieve import Propagator, Sparse
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild the module (saved as JSON next to the weights)."""
+
+    num_slots: int  # 2 × relations
+    text_dim: int = 384
+    image_dim: int = 0  # 0: no image modality
+    hidden: int = 256
+    max_hops: int = 3
+    fusion: str = "gated"
+    heads: int = 4
+    dropout: float = 0.1
+    align_dim: int = 256
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Batch:
+    """Model inputs for B questions (already on the model's device)."""
+
+    states: torch.Tensor  # [B, T, text_dim] token states
+    mask: torch.Tensor  # [B, T] bool
+    pooled: torch.Tensor  # [B, text_dim]
+    topic_text: Sparse  # linked (or gold) topic entities from the text, weights sum ≤ 1
+    image: torch.Tensor | None = None  # [B, image_dim]
+    image_present: torch.Tensor | None = None  # [B] bool
+
+    @property
+    def size(self) -> int:
+        return int(self.states.shape[0])
+
+
+@dataclass
+class KnowledgeTensors:
+    """Per-KG tensors the model reads: node name vectors, per-node relation histograms,
+    relation-name vectors and the entity-image bank."""
+
+    relation_text: torch.Tensor  # [num_slots, text_dim]
+    node_text: torch.Tensor  # [N, text_dim] (zeros for nodes without a name vector)
+    node_slots: torch.Tensor  # [N, num_slots] normalised incident-relation counts
+    image_bank: torch.Tensor | None = None  # [M, image_dim]
+    image_bank_node: torch.Tensor | None = None  # [M]
+
+
+@dataclass
+class Output:
+    scores: torch.Tensor  # [B, N] final answer scores in [0, 1]
+    relation_probs: list[torch.Tensor]  # per hop [B, num_slots]
+    hop_probs: torch.Tensor  # [B, max_hops + 1]
+    hops: list[Sparse]  # entity scores after each hop
+    mention_logits: torch.Tensor  # [B, T]
+    shares: torch.Tensor  # [B, M] modality shares, in fusion.modalities order
+    text_gate: torch.Tensor  # [B] weight of the text-linked topic vs the image-linked one
+    image_logits: torch.Tensor | None = None  # [B, E_img] over image entities
+    image_nodes: torch.Tensor | None = None  # [E_img]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class QAModel(nn.Module):
+    def __init__(self, config: ModelConfig, fusion: Fusion) -> None:
+        super().__init__()
+        self.config = config
+        d = config.hidden
+        self.token_proj = nn.Sequential(nn.Linear(config.text_dim, d), nn.LayerNorm(d))
+        self.context = nn.TransformerEncoderLayer(d, config.heads, 2 * d, config.dropout,
+                                                  batch_first=True, norm_first=True)
+        self.mention_head = nn.Linear(d, 1)
+        self.rel_proj = nn.Sequential(nn.Linear(config.text_dim, d), nn.LayerNorm(d))
+        self.rel_offset = nn.Parameter(torch.zeros(config.num_slots, d))  # KG-specific
+        self.fusion = fusion
+        self.hop_query = nn.Parameter(torch.randn(config.max_hops, d) * 0.02)
+        self.query_mix = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, d))
+        self.rel_match = nn.Linear(d, d)
+        self.hop_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, config.max_hops + 1))
+        self.gate_head = nn.Linear(d, 1)
+        self.kg_rel = nn.Linear(d, d)
+        if config.image_dim:
+            self.image_align = nn.Sequential(nn.Linear(config.image_dim, config.align_dim), nn.GELU(),
+                                             nn.Linear(config.align_dim, config.align_dim))
+            self.log_inv_temperature = nn.Parameter(torch.tensor(math.log(20.0)))
+            # "none of these": the logit a picture of no known entity should win with
+            self.null_logit = nn.Parameter(torch.tensor(10.0))
+
+    # -- pieces ----------------------------------------------------------------------------
+    def relations(self, knowledge: KnowledgeTensors) -> torch.Tensor:
+        return self.rel_proj(knowledge.relation_text) + self.rel_offset
+
+    def encode_tokens(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.context(self.token_proj(batch.states), src_key_padding_mask=~batch.mask)
+        return tokens, self.mention_head(tokens).squeeze(-1)
+
+    def link_image(self, batch: Batch, knowledge: KnowledgeTensors
+                   ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Logits over the entities that have images (the best-matching view per entity),
+        plus a last column for "no entity of this KG is shown"."""
+        if not self.config.image_dim or batch.image is None or knowledge.image_bank is None:
+            return None, None
+        query = nn.functional.normalize(self.image_align(batch.image), dim=-1)
+        bank = nn.functional.normalize(self.image_align(knowledge.image_bank), dim=-1)
+        sims = query @ bank.T * self.log_inv_temperature.exp()  # [B, M]
+        nodes, row_entity = torch.unique(knowledge.image_bank_node, return_inverse=True)
+        per_entity = torch.full((sims.shape[0], len(nodes)), -1e4, dtype=sims.dtype, device=sims.device)
+        per_entity = per_entity.scatter_reduce(1, row_entity.expand_as(sims), sims, "amax")
+        null = self.null_logit.expand(sims.shape[0], 1)
+        return torch.cat([per_entity, null], dim=1), nodes
+
+    def knowledge_feature(self, topic: Sparse, batch_size: int, knowledge: KnowledgeTensors,
+                          relations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The KG modality: the topic entities' name vectors and the relations around them."""
+        text_dim = knowledge.node_text.shape[1]
+        names = torch.zeros(batch_size, text_dim, device=relations.device)
+        slots = torch.zeros(batch_size, relations.shape[0], device=relations.device)
+        if len(topic.node):
+            weight = topic.value.unsqueeze(-1)
+            names = names.index_add(0, topic.batch, weight * knowledge.node_text[topic.node].float())
+            slots = slots.index_add(0, topic.batch, weight * knowledge.node_slots[topic.node].float())
+        context = self.kg_rel(slots @ relations)
+        present = torch.zeros(batch_size, dtype=torch.bool, device=relations.device)
+        present[topic.batch] = True
+        return torch.cat([names, context], dim=-1), present
+
+    # -- forward ---------------------------------------------------------------------------
+    def forward(self, batch: Batch, knowledge: KnowledgeTensors, propagator: Propagator,
+                image_topic_k: int = 5) -> Output:
+        size = batch.size
+        tokens, mention_logits = self.encode_tokens(batch)
+        relations = self.relations(knowledge)
+        image_logits, image_nodes = self.link_image(batch, knowledge)
+        topic_image = _image_topic(image_logits, image_nodes, batch.image_present, image_topic_k)
+        has_text = torch.zeros(size, dtype=torch.bool, device=tokens.device)
+        has_text[batch.topic_text.batch] = True
+        has_image = torch.zeros(size, dtype=torch.bool, device=tokens.device)
+        has_image[topic_image.batch] = True
+        kg_topic = _concat(batch.topic_text, _scale(topic_image, (~has_text).float()))
+        kg_feature, kg_present = self.knowledge_feature(kg_topic, size, knowledge, relations)
+        features = {"text": batch.pooled, "kg": kg_feature}
+        present = {"text": torch.ones(size, dtype=torch.bool, device=tokens.device), "kg": kg_present}
+        if self.config.image_dim:
+            image_present = batch.image_present if batch.image_present is not None else has_image
+            features["image"] = batch.image if batch.image is not None else \
+                torch.zeros(size, self.config.image_dim, device=tokens.device)
+            present["image"] = image_present
+        fused, shares = self.fusion(features, present)
+        gate = torch.sigmoid(self.gate_head(fused).squeeze(-1))
+        gate = torch.where(has_text & ~has_image, torch.ones_like(gate), gate)
+        gate = torch.where(~has_text, torch.zeros_like(gate), gate)
+        start = _concat(_scale(batch.topic_text, gate), _scale(topic_image, 1.0 - gate))
+        relation_probs = self._hop_relations(fused, tokens, batch.mask, relations)
+        hop_probs = torch.softmax(self.hop_head(fused), dim=-1)
+        hops = propagator.run(start, relation_probs)
+        scores = propagator.combine(hops, hop_probs, size)
+        return Output(scores, relation_probs, hop_probs, hops, mention_logits, shares, gate,
+                      image_logits, image_nodes)
+
+    def _hop_relations(self, fused: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
+                       relations: torch.Tensor) -> list[torch.Tensor]:
+        scale = 1.0 / math.sqrt(tokens.shape[-1])
+        context = torch.zeros_like(fused)
+        probs = []
+        for t in range(self.config.max_hops):
+            query = self.query_mix(torch.cat([fused, context], dim=-1)) + self.hop_query[t]
+            attention = (tokens @ query.unsqueeze(-1)).squeeze(-1) * scale
+            attention = torch.softmax(attention.masked_fill(~mask, -1e4), dim=-1)
+            context = (attention.unsqueeze(-1) * tokens).sum(1)
+            logits = self.rel_match(context) @ relations.T * scale
+            probs.append(torch.softmax(logits, dim=-1))
+        return probs
+
+
+def _scale(sparse: Sparse, weight: torch.Tensor) -> Sparse:
+    if len(sparse.batch) == 0:
+        return sparse
+    if weight.dim() == 0:
+        return Sparse(sparse.batch, sparse.node, sparse.value * weight)
+    return Sparse(sparse.batch, sparse.node, sparse.value * weight[sparse.batch])
+
+
+def _concat(a: Sparse, b: Sparse) -> Sparse:
+    if len(b.batch) == 0:
+        return a
+    if len(a.batch) == 0:
+        return b
+    return Sparse(torch.cat([a.batch, b.batch]), torch.cat([a.node, b.node]), torch.cat([a.value, b.value]))
+
+
+def _image_topic(logits: torch.Tensor | None, nodes: torch.Tensor | None,
+                 present: torch.Tensor | None, k: int) -> Sparse:
+    """Top-k image-linked entities per question with softmax weights (the probability of
+    "no entity shown" flows nowhere)."""
+    if logits is None or nodes is None:
+        return Sparse.empty(logits.device if logits is not None else "cpu")
+    probs = torch.softmax(logits, dim=-1)[:, :-1]
+    k = min(k, probs.shape[1])
+    values, index = probs.topk(k, dim=-1)
+    batch = torch.arange(probs.shape[0], device=probs.device).unsqueeze(-1).expand(-1, k)
+    keep = torch.ones_like(values, dtype=torch.bool)
+    if present is not None:
+        keep &= present.unsqueeze(-1)
+    return Sparse(batch[keep], nodes[index[keep]], values[keep])

@@ -1,0 +1,153 @@
+"""Retrieve stage: the multi-hop subgraph a question's answer is read from.
+
+Entity scores start on the topic entities and flow along edges, each hop weighted by the
+model's probability for the edge's relation (in either direction: slot ``r`` follows stored
+edges forward, slot ``R + r`` backward), as TransferNet does. Everything is sparse: only nodes
+with a score are expanded, so the subgraph retrieved for a question is exactly the set of
+nodes touched. Hubs (nodes with more than ``hub_degree`` edges) are not expanded past the
+first hop: reaching every film through "Drama" retrieves noise, not evidence. The same code
+trains the model (autograd flows through the scores and relation probabilities) and answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from kqa.graph import KGraph
+
+EPS = 1e-5
+
+
+@dataclass
+class Sparse:
+    """Scores of a batch of questions over nodes: entry i is (batch[i], node[i], value[i])."""
+
+    batch: torch.Tensor
+    node: torch.Tensor
+    value: torch.Tensor
+
+    @staticmethod
+    def empty(device: torch.device | str = "cpu") -> "Sparse":
+        z = torch.zeros(0, dtype=torch.long, device=device)
+        return Sparse(z, z.clone(), torch.zeros(0, device=device))
+
+    def to_dict(self, row: int = 0) -> dict[int, float]:
+        keep = self.batch == row
+        return dict(zip(self.node[keep].tolist(), self.value[keep].detach().float().tolist()))
+
+
+def default_hub_degree(degree: np.ndarray) -> int:
+    """At least 1000, and never below the 99.9th percentile of the KG's degrees."""
+    if degree.size == 0:
+        return 1000
+    return int(max(1000, np.percentile(degree, 99.9)))
+
+
+class Propagator:
+    """Relation-weighted sparse propagation over one KG (both edge directions)."""
+
+    def __init__(self, graph: KGraph, hub_degree: int | None = None,
+                 device: torch.device | str = "cpu") -> None:
+        count = graph.num_relations
+        heads = np.concatenate([graph.src, graph.dst]).astype(np.int64)
+        tails = np.concatenate([graph.dst, graph.src]).astype(np.int64)
+        slots = np.concatenate([graph.rel, graph.rel + count]).astype(np.int64)
+        self.num_nodes = graph.num_nodes
+        self.num_slots = 2 * count
+        degree = np.bincount(heads, minlength=self.num_nodes)
+        self.hub_degree = hub_degree or default_hub_degree(degree)
+        self.device = torch.device(device)
+        out_order = np.argsort(heads, kind="stable")
+        in_order = np.argsort(tails, kind="stable")
+        self.out_ptr = self._t(_indptr(heads, self.num_nodes))
+        self.out_tail = self._t(tails[out_order])
+        self.out_slot = self._t(slots[out_order])
+        self.in_ptr_np = _indptr(tails, self.num_nodes)
+        self.in_head_np = heads[in_order]
+        self.in_slot_np = slots[in_order]
+        self.degree = self._t(degree)
+        self.expandable = self._t(degree <= self.hub_degree)
+
+    def _t(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+    def step(self, scores: Sparse, relation_probs: torch.Tensor, first: bool) -> Sparse:
+        """One hop: ``new[b, tail] = min(1, Σ score[b, head] · p[b, slot])`` over edges."""
+        keep = scores.value.detach() > EPS
+        if not first:
+            keep &= self.expandable[scores.node]
+        batch, node, value = scores.batch[keep], scores.node[keep], scores.value[keep]
+        counts = self.out_ptr[node + 1] - self.out_ptr[node]
+        total = int(counts.sum())
+        if total == 0:
+            return Sparse.empty(self.device)
+        pair = torch.repeat_interleave(torch.arange(len(node), device=self.device), counts)
+        first_edge = torch.repeat_interleave(self.out_ptr[node] - (torch.cumsum(counts, 0) - counts), counts)
+        edge = first_edge + torch.arange(total, device=self.device)
+        tail, slot, edge_batch = self.out_tail[edge], self.out_slot[edge], batch[pair]
+        message = value[pair] * relation_probs[edge_batch, slot]
+        key = edge_batch * self.num_nodes + tail
+        unique, inverse = torch.unique(key, return_inverse=True)
+        summed = torch.zeros(len(unique), dtype=message.dtype, device=self.device).index_add(0, inverse, message)
+        return Sparse(unique // self.num_nodes, unique % self.num_nodes, summed.clamp(max=1.0))
+
+    def run(self, start: Sparse, relation_probs: list[torch.Tensor]) -> list[Sparse]:
+        """Scores after 0, 1, ..., len(relation_probs) hops.
+
+        Paths never come back to the topic entities: "films that share a director with X"
+        are the director's other films, and what is said about them does not include X's
+        own facts. So after each hop the topic entities' scores are removed."""
+        hops = [start]
+        topic = start.batch * self.num_nodes + start.node
+        for t, probs in enumerate(relation_probs):
+            reached = self.step(hops[-1], probs, first=(t == 0))
+            keep = ~torch.isin(reached.batch * self.num_nodes + reached.node, topic)
+            hops.append(Sparse(reached.batch[keep], reached.node[keep], reached.value[keep]))
+        return hops
+
+    def combine(self, hops: list[Sparse], hop_probs: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Dense [B, N] answer scores: the mixture of the hops' scores by the hop-count
+        probabilities (hop 0 answers "which entity is this?")."""
+        flat = torch.zeros(batch_size * self.num_nodes, dtype=hop_probs.dtype, device=self.device)
+        for t, hop in enumerate(hops):
+            key = hop.batch * self.num_nodes + hop.node
+            flat = flat.index_add(0, key, hop_probs[hop.batch, t] * hop.value)
+        return flat.view(batch_size, self.num_nodes)
+
+    # -- evidence --------------------------------------------------------------------------
+    def backtrack(self, hops: list[dict[int, float]], probs: list[np.ndarray], answer: int,
+                  hop: int, max_paths: int = 3, branch: int = 2) -> list[list[tuple[int, int, int]]]:
+        """The paths (lists of (head, slot, tail) steps) that carried score to ``answer`` at
+        ``hop``: the strongest contributions first."""
+        if hop == 0:
+            return [[]] if answer in hops[0] else []
+        start, end = self.in_ptr_np[answer], self.in_ptr_np[answer + 1]
+        previous = hops[hop - 1]
+        contributions = []
+        for head, slot in zip(self.in_head_np[start:end].tolist(), self.in_slot_np[start:end].tolist()):
+            score = previous.get(head, 0.0)
+            if score <= EPS or (hop - 1 >= 1 and not bool(self.expandable[head])):
+                continue
+            contributions.append((score * float(probs[hop - 1][slot]), head, slot))
+        contributions.sort(reverse=True)
+        if not contributions:
+            return []
+        best = contributions[0][0]
+        paths: list[list[tuple[int, int, int]]] = []
+        for weight, head, slot in contributions[:branch]:
+            if weight < 0.05 * best:
+                break
+            for prefix in self.backtrack(hops, probs, head, hop - 1, max_paths, branch):
+                paths.append(prefix + [(head, slot, answer)])
+                if len(paths) >= max_paths:
+                    return paths
+        return paths
+
+
+def _indptr(index: np.ndarray, n: int) -> np.ndarray:
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(index, minlength=n), out=indptr[1:])
+    return indptr

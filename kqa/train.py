@@ -1,0 +1,411 @@
+"""Training and evaluation of the answer model.
+
+Questions are turned into :class:`Example` objects once: the frozen text encoder's token
+states are computed a single time per question and kept in half precision, image features
+likewise, so an epoch only runs the small trainable model and the sparse propagation. The
+loss is L = L_answer + λ·L_other, where L_other sums the auxiliary terms the data supports:
+mention tagging (from ``[bracketed]`` topic entities or generated questions) and image-entity
+alignment (when questions carry images of known entities).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from kqa.encode import TextEncoder
+from kqa.errors import KqaError
+from kqa.graph import KGraph
+from kqa.link import Linker, MentionScorer, alias_key, strip_brackets
+from kqa.model import Batch, KnowledgeTensors, QAModel
+from kqa.questions import Question
+from kqa.retrieve import Propagator, Sparse
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Example:
+    """One question ready for the model."""
+
+    text: str  # brackets removed
+    answers: list[int]
+    topic: list[tuple[int, float]]  # (node, weight)
+    mention_spans: list[tuple[int, int]] = field(default_factory=list)
+    image: Any = None  # path or PIL image (encoded lazily)
+    image_entity: int | None = None
+    group: str = ""  # source file, for per-file metrics
+    states: torch.Tensor | None = None  # [T, D] half
+    token_labels: torch.Tensor | None = None  # [T] float (1 = inside the topic mention)
+    offsets: list[tuple[int, int]] = field(default_factory=list)
+    pooled: torch.Tensor | None = None  # [D]
+    image_feature: torch.Tensor | None = None  # [image_dim]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    lam: float = 1.0  # λ in L = L_answer + λ·L_other
+    val_fraction: float = 0.1
+    patience: int = 3
+    seed: int = 0
+    max_minutes: float | None = None
+    eval_every: int = 1
+
+
+def nodes_named(graph: KGraph, linker: Linker, name: str) -> list[int]:
+    """Nodes whose name is exactly ``name``, else those whose normalised alias matches."""
+    exact = graph._by_name.get(name)
+    if exact:
+        return list(exact)
+    return list(linker.aliases.table.get(alias_key(name), []))
+
+
+def make_examples(questions: Sequence[Question], graph: KGraph, linker: Linker,
+                  scorer: MentionScorer | None = None, gold_topics: bool = True
+                  ) -> tuple[list[Example], dict[str, int]]:
+    """Turn questions into examples: topic entities from brackets (when ``gold_topics``) or
+    from the linker, answers as node ids. Returns the examples and counts of what was lost."""
+    stats = {"questions": len(questions), "unknown_answers": 0, "no_answer": 0, "no_topic": 0}
+    examples = []
+    for q in questions:
+        clean, spans = strip_brackets(q.text)
+        topic: list[tuple[int, float]] = []
+        if gold_topics and spans:
+            names = [clean[s:e] for s, e in spans]
+            nodes = [n for name in names for n in nodes_named(graph, linker, name)]
+            topic = [(n, 1.0 / len(nodes)) for n in dict.fromkeys(nodes)]
+        if not topic:
+            topic = topic_from_candidates(linker.link(clean, scorer=scorer).candidates)
+        answers = []
+        for name in q.answers:
+            found = nodes_named(graph, linker, name)
+            if not found:
+                stats["unknown_answers"] += 1
+            answers.extend(found)
+        if q.answers and not answers:
+            stats["no_answer"] += 1
+            continue
+        if not topic and q.image is None:
+            stats["no_topic"] += 1
+        examples.append(Example(clean, sorted(set(answers)), topic, spans, q.image, None, q.source))
+    return examples, stats
+
+
+def topic_from_candidates(candidates: Sequence[Any], keep: int = 3) -> list[tuple[int, float]]:
+    """Linker candidates as a topic distribution: the best few, weighted by score."""
+    chosen = [c for c in candidates[:keep] if c.score > 0]
+    if not chosen:
+        return []
+    best = chosen[0].score
+    chosen = [c for c in chosen if c.score >= 0.5 * best]
+    total = sum(c.score for c in chosen)
+    return [(c.node, c.score / total) for c in chosen]
+
+
+def encode_examples(examples: Sequence[Example], encoder: TextEncoder, batch_size: int = 128,
+                    progress: Progress | None = None) -> None:
+    """Token states for every example (length-sorted batches; half precision)."""
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].text))
+    for start in range(0, len(order), batch_size):
+        chunk = [examples[i] for i in order[start:start + batch_size]]
+        states = encoder.encode_tokens([e.text for e in chunk])
+        lengths = states.mask.sum(1).tolist()
+        for row, example in enumerate(chunk):
+            length = int(lengths[row])
+            example.states = states.states[row, :length].detach().to("cpu", torch.float16)
+            example.pooled = states.pooled[row].detach().to("cpu", torch.float32)
+            example.offsets = states.offsets[row][:length]
+            example.token_labels = mention_labels(example.offsets, example.mention_spans)
+        if progress:
+            progress("encoding", min(start + batch_size, len(order)), len(order))
+
+
+def mention_labels(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> torch.Tensor:
+    labels = torch.zeros(len(offsets))
+    for i, (a, b) in enumerate(offsets):
+        if b > a and any(a < e and b > s for s, e in spans):
+            labels[i] = 1.0
+    return labels
+
+
+def collate(examples: Sequence[Example], device: torch.device, image_dim: int = 0) -> Batch:
+    size = len(examples)
+    length = max(int(e.states.shape[0]) for e in examples)  # type: ignore[union-attr]
+    dim = int(examples[0].states.shape[1])  # type: ignore[union-attr]
+    states = torch.zeros(size, length, dim)
+    mask = torch.zeros(size, length, dtype=torch.bool)
+    for i, e in enumerate(examples):
+        t = int(e.states.shape[0])  # type: ignore[union-attr]
+        states[i, :t] = e.states.float()  # type: ignore[union-attr]
+        mask[i, :t] = True
+    pooled = torch.stack([e.pooled for e in examples])  # type: ignore[misc]
+    batch_idx, nodes, values = [], [], []
+    for i, e in enumerate(examples):
+        for node, weight in e.topic:
+            batch_idx.append(i)
+            nodes.append(node)
+            values.append(weight)
+    topic = Sparse(torch.tensor(batch_idx, dtype=torch.long), torch.tensor(nodes, dtype=torch.long),
+                   torch.tensor(values, dtype=torch.float32))
+    image = image_present = None
+    if image_dim:
+        image = torch.zeros(size, image_dim)
+        image_present = torch.zeros(size, dtype=torch.bool)
+        for i, e in enumerate(examples):
+            if e.image_feature is not None:
+                image[i] = e.image_feature.float()
+                image_present[i] = True
+    batch = Batch(states.to(device), mask.to(device), pooled.to(device),
+                  Sparse(topic.batch.to(device), topic.node.to(device), topic.value.to(device)),
+                  image.to(device) if image is not None else None,
+                  image_present.to(device) if image_present is not None else None)
+    return batch
+
+
+def answer_targets(examples: Sequence[Example], num_nodes: int, device: torch.device) -> torch.Tensor:
+    targets = torch.zeros(len(examples), num_nodes, device=device)
+    for i, e in enumerate(examples):
+        if e.answers:
+            targets[i, e.answers] = 1.0
+    return targets
+
+
+def losses(model: QAModel, out: Any, examples: Sequence[Example], targets: torch.Tensor,
+           lam: float) -> dict[str, torch.Tensor]:
+    """L = L_answer + λ·(L_mention + L_align)."""
+    scores = out.scores.clamp(1e-6, 1 - 1e-6)
+    answer = -(targets * scores.log() + (1 - targets) * (1 - scores).log()).sum(1).mean()
+    other = torch.zeros((), device=scores.device)
+    parts = {"answer": answer}
+    labelled = [i for i, e in enumerate(examples) if e.token_labels is not None and e.token_labels.sum() > 0]
+    if labelled:
+        logits = out.mention_logits[labelled]
+        labels = torch.zeros_like(logits)
+        mask = torch.zeros_like(logits, dtype=torch.bool)
+        for row, i in enumerate(labelled):
+            t = len(examples[i].token_labels)  # type: ignore[arg-type]
+            labels[row, :t] = examples[i].token_labels.to(logits.device)  # type: ignore[union-attr]
+            mask[row, :t] = True
+        mention = nn.functional.binary_cross_entropy_with_logits(logits[mask], labels[mask])
+        parts["mention"] = mention
+        other = other + mention
+    if out.image_logits is not None:
+        node_pos = {int(n): j for j, n in enumerate(out.image_nodes.tolist())}
+        null = len(node_pos)  # pictures of no known entity should pick "none"
+        rows = [(i, node_pos.get(e.image_entity, null)) for i, e in enumerate(examples)
+                if e.image_feature is not None and (e.image_entity in node_pos or not e.answers)]
+        if rows:
+            idx = torch.tensor([r[0] for r in rows], device=scores.device)
+            target = torch.tensor([r[1] for r in rows], device=scores.device)
+            align = nn.functional.cross_entropy(out.image_logits[idx], target)
+            parts["align"] = align
+            other = other + align
+    parts["total"] = answer + lam * other
+    return parts
+
+
+@dataclass
+class EvalResult:
+    n: int
+    hits1: float
+    mrr: float
+    per_group: dict[str, dict[str, float]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "hits@1": self.hits1, "mrr": self.mrr, "files": self.per_group}
+
+
+def rank_metrics(scores: torch.Tensor, examples: Sequence[Example]) -> list[tuple[float, float] | None]:
+    """(hit@1, reciprocal rank) per example (None for examples without answers, which only
+    teach the model to answer nothing); ranks count strictly higher-scored nodes."""
+    out: list[tuple[float, float] | None] = []
+    top = scores.argmax(dim=1).tolist()
+    for row, e in enumerate(examples):
+        if not e.answers:
+            out.append(None)
+            continue
+        answer_scores = scores[row, e.answers]
+        best = float(answer_scores.max())
+        hit = 1.0 if top[row] in set(e.answers) and best > 0 else 0.0
+        rank = 1 + int((scores[row] > best).sum()) if best > 0 else None
+        out.append((hit, 1.0 / rank if rank else 0.0))
+    return out
+
+
+def summarise(scored: Sequence[tuple[float, float] | None], examples: Sequence[Example]) -> EvalResult:
+    groups: dict[str, list[tuple[float, float]]] = {}
+    pairs = []
+    for pair, e in zip(scored, examples):
+        if pair is not None:
+            groups.setdefault(e.group, []).append(pair)
+            pairs.append(pair)
+    n = len(pairs)
+    per = {g: {"n": len(v), "hits@1": sum(h for h, _ in v) / len(v), "mrr": sum(r for _, r in v) / len(v)}
+           for g, v in groups.items()}
+    return EvalResult(n, sum(h for h, _ in pairs) / max(n, 1), sum(r for _, r in pairs) / max(n, 1), per)
+
+
+def split_validation(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """A seeded validation split carved from each source file separately."""
+    rng = random.Random(seed)
+    by_group: dict[str, list[Example]] = {}
+    for e in examples:
+        by_group.setdefault(e.group, []).append(e)
+    train, val = [], []
+    for group in sorted(by_group):
+        items = by_group[group][:]
+        rng.shuffle(items)
+        cut = int(round(len(items) * fraction)) if len(items) > 4 else 0
+        val.extend(items[:cut])
+        train.extend(items[cut:])
+    return train, val
+
+
+class Trainer:
+    """Runs the epochs; keeps the best model by validation Hits@1 (early stopping)."""
+
+    def __init__(self, model: QAModel, knowledge: KnowledgeTensors, propagator: Propagator,
+                 config: TrainConfig, device: torch.device, progress: Progress | None = None,
+                 log: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.model, self.knowledge, self.propagator = model, knowledge, propagator
+        self.config, self.device = config, device
+        self.progress = progress or (lambda *_: None)
+        self.log = log or (lambda _record: None)
+        self.history: list[dict[str, Any]] = []
+
+    def fit(self, train: list[Example], val: list[Example]) -> dict[str, Any]:
+        cfg = self.config
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        total_steps = max(1, steps_per_epoch * cfg.epochs)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps,
+                                                       pct_start=0.1, anneal_strategy="cos")
+        rng = random.Random(cfg.seed)
+        best_score, best_state, bad_epochs = -1.0, None, 0
+        started = time.perf_counter()
+        image_dim = self.model.config.image_dim
+        step = 0
+        for epoch in range(1, cfg.epochs + 1):
+            self.model.train()
+            order = train[:]
+            rng.shuffle(order)
+            sums: dict[str, float] = {}
+            hits = count = 0
+            for start in range(0, len(order), cfg.batch_size):
+                chunk = order[start:start + cfg.batch_size]
+                batch = collate(chunk, self.device, image_dim)
+                out = self.model(batch, self.knowledge, self.propagator)
+                targets = answer_targets(chunk, self.propagator.num_nodes, self.device)
+                parts = losses(self.model, out, chunk, targets, cfg.lam)
+                optimizer.zero_grad(set_to_none=True)
+                parts["total"].backward()
+                nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                schedule.step()
+                step += 1
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(chunk)
+                scored = [m for m in rank_metrics(out.scores.detach(), chunk) if m is not None]
+                hits += sum(h for h, _ in scored)
+                count += len(scored)
+                self.progress(f"epoch {epoch}", min(start + cfg.batch_size, len(order)), len(order))
+                if cfg.max_minutes and time.perf_counter() - started > cfg.max_minutes * 60:
+                    break
+            record = {"epoch": epoch, "seconds": round(time.perf_counter() - started, 1),
+                      "train_hits@1": hits / max(count, 1),
+                      **{f"loss_{k}": v / min(len(order), start + cfg.batch_size) for k, v in sums.items()}}
+            if val and epoch % cfg.eval_every == 0:
+                result = self.evaluate(val)
+                record["val_hits@1"], record["val_mrr"] = result.hits1, result.mrr
+                score = result.hits1
+            else:
+                score = record["train_hits@1"]
+            self.history.append(record)
+            self.log(record)
+            if score > best_score + 1e-6:
+                best_score, bad_epochs = score, 0
+                best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            else:
+                bad_epochs += 1
+            timed_out = cfg.max_minutes and time.perf_counter() - started > cfg.max_minutes * 60
+            if bad_epochs >= cfg.patience or timed_out or score >= 1.0:
+                break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        return {"best_val_hits@1": best_score, "epochs": len(self.history),
+                "seconds": round(time.perf_counter() - started, 1)}
+
+    @torch.no_grad()
+    def evaluate(self, examples: Sequence[Example], batch_size: int = 128) -> EvalResult:
+        self.model.eval()
+        pairs: list[tuple[float, float] | None] = []
+        for start in range(0, len(examples), batch_size):
+            chunk = list(examples[start:start + batch_size])
+            out = self.model(collate(chunk, self.device, self.model.config.image_dim), self.knowledge,
+                             self.propagator)
+            pairs.extend(rank_metrics(out.scores, chunk))
+        return summarise(pairs, examples)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def save_history_plot(history: list[dict[str, Any]], path: Path) -> None:
+    """Training curves (loss and Hits@1 per epoch) as a PNG next to the model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for key in sorted({k for h in history for k in h if k.startswith("loss_")}):
+        ax1.plot(epochs, [h.get(key, float("nan")) for h in history], marker="o", label=key[5:])
+    ax1.set_yscale("log")
+    ax1.set_xlabel("epoch")
+    ax1.set_title("training loss")
+    ax1.legend(fontsize=8)
+    for key in ("train_hits@1", "val_hits@1"):
+        if any(key in h for h in history):
+            ax2.plot(epochs, [h.get(key, float("nan")) for h in history], marker="o", label=key)
+    ax2.set_xlabel("epoch")
+    ax2.set_title("Hits@1")
+    ax2.set_ylim(0, 1.01)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8")
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "__dataclass_fields__"):
+        return asdict(obj)
+    return str(obj)
+
+
+def check_trainable(examples: Sequence[Example]) -> None:
+    if not examples:
+        raise KqaError("no usable training questions (answers not found in the KG?)")

@@ -1,0 +1,218 @@
+"""FAISS indexes (persistence, staleness, incremental updates) and entity linking."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import kqa
+import kqa.index
+from kqa.cli import main
+from kqa.errors import ImageError
+from kqa.images import open_image
+from kqa.index import build_index, open_index, read_index
+
+import films_kg
+from tiny_models import tiny_clip, tiny_text_model
+
+
+@pytest.fixture(scope="module")
+def tiny_text(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return "hf:" + str(tiny_text_model(tmp_path_factory.mktemp("tiny-bert")))
+
+
+@pytest.fixture
+def films(tmp_path: Path) -> dict[str, Path]:
+    paths = films_kg.build(tmp_path / "films")
+    kqa.load_kg(paths["kb"], "films")
+    return paths
+
+
+def test_index_round_trip(films: dict[str, Path], tiny_text: str) -> None:
+    reports = kqa.build_index("films", text_encoder=tiny_text)
+    by_kind = {r.kind: r for r in reports}
+    assert by_kind["entities"].action == "built" and by_kind["images"].action == "skipped"
+    graph = kqa.open_kg("films").graph
+    stored, why = read_index("films", "entities")
+    assert stored is not None and why == ""
+    assert stored.manifest.rows == graph.num_nodes  # every node is an entity with one name
+    assert stored.manifest.encoder["name"] == tiny_text and stored.manifest.index_type == "flat"
+    kqa.index._forget("films", "entities")
+    index = open_index("films", "entities", tiny_text)
+    from kqa.encode import get_encoder
+
+    name = graph.node_names[7]
+    _scores, rows = index.search(get_encoder(tiny_text, "text").encode([name]), 1)
+    assert graph.node_names[index.targets[rows[0][0]]] == name
+    assert kqa.build_index("films", text_encoder=tiny_text)[0].action == "up to date"
+
+
+def test_stale_index_updates_incrementally(films: dict[str, Path], tiny_text: str, tmp_path: Path) -> None:
+    build_index("films", "entities", tiny_text)
+    more = tmp_path / "more.tsv"
+    more.write_text("Brand New Film\tdirected_by\tNew Person\nBrand New Film\thas_genre\tDrama\n", encoding="utf-8")
+    kqa.load_kg(more, "films", mode="append")
+    stale, _ = read_index("films", "entities")
+    assert stale is not None and stale.manifest.kg_version == 1
+    assert "stale" in next(r["state"] for r in kqa.index.index_status("films") if r["kind"] == "entities")
+    report = build_index("films", "entities", tiny_text)
+    assert (report.action, report.encoded) == ("updated", 2)  # only the two new entities
+    fresh, _ = read_index("films", "entities")
+    assert fresh.manifest.kg_version == 2 and fresh.manifest.rows == stale.manifest.rows + 2
+    index = open_index("films", "entities", tiny_text)
+    assert kqa.open_kg("films").graph.node_names[index.targets[-1]] in {"Brand New Film", "New Person"}
+
+
+def test_replaced_kg_rebuilds_from_scratch(films: dict[str, Path], tiny_text: str, tmp_path: Path) -> None:
+    build_index("films", "entities", tiny_text)
+    other = tmp_path / "other.tsv"
+    other.write_text("x\tr\ty\n", encoding="utf-8")
+    kqa.load_kg(other, "films", mode="replace")
+    report = build_index("films", "entities", tiny_text)
+    assert (report.action, report.rows) == ("built", 2)
+
+
+def test_damaged_or_mismatched_index_is_rebuilt(films: dict[str, Path], tiny_text: str,
+                                                tmp_path: Path) -> None:
+    build_index("films", "entities", tiny_text)
+    path = kqa.index.index_dir("films", "entities") / "index.faiss"
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    index, why = read_index("films", "entities")
+    assert index is None and "checksum" in why
+    assert open_index("films", "entities", tiny_text) is not None  # rebuilt, not used damaged
+    assert read_index("films", "entities")[0] is not None
+    other = "hf:" + str(tiny_text_model(tmp_path / "other-bert", seed=1))
+    report = build_index("films", "entities", other)
+    assert report.action == "built"  # another encoder: nothing reused
+
+
+def test_hnsw_above_threshold(films: dict[str, Path], tiny_text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kqa.index, "APPROX_THRESHOLD", 10)
+    report = build_index("films", "entities", tiny_text)
+    assert report.index_type == "hnsw"
+    index = open_index("films", "entities", tiny_text)
+    graph = kqa.open_kg("films").graph
+    from kqa.encode import get_encoder
+
+    _s, rows = index.search(get_encoder(tiny_text, "text").encode([graph.node_names[3]]), 1)
+    assert index.targets[rows[0][0]] == 3
+    assert build_index("films", "entities", tiny_text, index_type="flat", force=True).index_type == "flat"
+
+
+def test_linking_with_and_without_brackets(films: dict[str, Path]) -> None:
+    graph = kqa.open_kg("films").graph
+    title = next(n for n in graph.node_names if n.count(" ") == 1 and n.split()[0] in films_kg.WORDS)
+    for question in (f"who directed [{title}]", f"who directed {title}", f"who directed {title.lower()}?"):
+        result = kqa.link("films", question)
+        assert result.candidates[0].name == title, question
+        assert result.candidates[0].source == ("bracket" if "[" in question else "alias")
+    assert "[" not in kqa.link("films", f"who directed [{title}]").question
+
+
+def test_fuzzy_linking_of_a_typo(films: dict[str, Path]) -> None:
+    person = next(n for n in kqa.open_kg("films").graph.node_names if n.split()[0] in films_kg.FIRST)
+    typo = person[:-2] + person[-1] + person[-2]  # swap the last two letters
+    result = kqa.link("films", f"what films did [{typo}] direct")
+    assert result.candidates[0].name == person and result.candidates[0].source == "fuzzy"
+
+
+def _coloured(path: Path, colours: list[tuple[int, int, int]]) -> Path:
+    array = np.zeros((60, 90, 3), dtype=np.uint8)
+    for i, colour in enumerate(colours):
+        array[:, i * 30:(i + 1) * 30] = colour
+    Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.fixture
+def flags(tmp_path: Path) -> Path:
+    """A KG of three 'countries' with tricolour flag images (jsongraph)."""
+    palette = {"A": [(200, 0, 0), (255, 255, 255), (0, 0, 200)], "B": [(0, 150, 0), (255, 255, 0), (0, 0, 0)],
+               "C": [(255, 128, 0), (128, 0, 128), (0, 200, 200)]}
+    nodes = [{"id": k, "name": f"Land {k}", "type": "country",
+              "image": _coloured(tmp_path / f"{k}.png", c).name} for k, c in palette.items()]
+    edges = [{"source": "A", "relation": "borders", "target": "B"}]
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps({"nodes": nodes, "edges": edges}), encoding="utf-8")
+    kqa.load_kg(path, "flags")
+    return tmp_path
+
+
+def test_tiny_local_clip_encodes_and_links_images(flags: Path, tmp_path: Path) -> None:
+    clip = "hf-clip:" + str(tiny_clip(tmp_path / "clip"))
+    report = build_index("flags", "images", clip, image_views=1)
+    assert (report.action, report.rows) == ("built", 6)
+    from kqa.encode import get_encoder
+
+    assert get_encoder(clip, "image").dim == 8
+    from kqa.link import get_linker
+
+    found = get_linker("flags").link_image(flags / "B.png", encoder_ref=clip)
+    assert found[0].name == "Land B" and found[0].source == "image"
+
+
+def test_efficientnet_links_a_distorted_flag(flags: Path) -> None:
+    from kqa.augment import TEST_MIX, distort
+
+    kqa.build_index("flags", image_views=2)
+    rng = np.random.default_rng(5)
+    query = distort(Image.open(flags / "C.png"), rng, TEST_MIX.only("rotate"))
+    result = kqa.link("flags", "which country is this", image=query)
+    assert result.image_candidates[0].name == "Land C" and result.image_candidates[0].score > 0.5
+
+
+def _png_claiming(size: int, path: Path) -> Path:
+    """A valid PNG header that claims size×size pixels (the body is tiny)."""
+    Image.new("RGB", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    start = data.index(b"IHDR")
+    data[start + 4:start + 12] = struct.pack(">II", size, size)
+    data[start + 17:start + 21] = struct.pack(">I", zlib.crc32(bytes(data[start:start + 17])) & 0xFFFFFFFF)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_bad_images_are_refused_clearly(tmp_path: Path) -> None:
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image", encoding="utf-8")
+    with pytest.raises(ImageError, match="not an image"):
+        open_image(text)
+    good = tmp_path / "good.png"
+    Image.new("RGB", (64, 64), "red").save(good)
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[:60])
+    with pytest.raises(ImageError, match="corrupt|truncated|not an image"):
+        open_image(truncated)
+    with pytest.raises(ImageError, match="too large"):
+        open_image(_png_claiming(20000, tmp_path / "huge.png"))
+    with pytest.raises(ImageError, match="no such"):
+        open_image(tmp_path / "missing.png")
+    assert open_image(good).size == (64, 64)
+
+
+def test_cli_link_question_file_json(films: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    lines = films["test"].read_text(encoding="utf-8").splitlines()[:5]
+    qfile = films["test"].parent / "five.txt"
+    qfile.write_text("\n".join(l.replace("[", "").replace("]", "") for l in lines) + "\n", encoding="utf-8")
+    assert main(["link", "--kg", "films", "--questions", str(qfile), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 5
+    for line, row in zip(lines, rows):
+        gold = line[line.index("[") + 1:line.index("]")]
+        assert row["entities"][0]["name"] == gold
+        assert {"name", "score", "source"} <= set(row["entities"][0])
+
+
+def test_cli_link_rejects_a_non_image(flags: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bogus = flags / "bogus.jpg"
+    bogus.write_bytes(b"\x00\x01 definitely not a jpeg")
+    assert main(["link", "--kg", "flags", "which country is this", "--image", str(bogus)]) == 1
+    assert "not an image" in capsys.readouterr().err

@@ -1,0 +1,166 @@
+"""The answer model: fusion plugins, training that learns, checkpoints, refusals, evidence."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import torch
+
+import kqa
+import kqa.answer
+import kqa.graph
+import kqa.store
+from kqa.cli import main
+from kqa.errors import ModelMismatchError
+from kqa.plugins import get_plugins
+import films_kg as tinykg
+
+pytestmark = pytest.mark.slow
+
+
+# -- fusion plugins (no KG needed) ------------------------------------------------------------
+@pytest.mark.parametrize("name", ["concat", "gated", "cross-attention"])
+def test_fusion_shapes_shares_and_gradients(name: str) -> None:
+    torch.manual_seed(0)
+    dims = {"text": 12, "image": 20, "kg": 8}
+    fusion = get_plugins().fusion(name).factory(dims, 16)
+    features = {m: torch.randn(4, d, requires_grad=True) for m, d in dims.items()}
+    present = {"text": torch.ones(4, dtype=torch.bool), "kg": torch.tensor([True, True, False, False]),
+               "image": torch.tensor([True, False, True, False])}
+    fused, shares = fusion(features, present)
+    assert fused.shape == (4, 16) and shares.shape == (4, 3)
+    assert torch.allclose(shares.sum(-1), torch.ones(4), atol=1e-5)
+    order = fusion.modalities
+    for row in range(4):
+        for j, m in enumerate(order):
+            if not present[m][row]:
+                assert shares[row, j] == 0
+    (fused.square().sum() + shares[:, 0].sum()).backward()
+    assert features["text"].grad is not None and features["text"].grad.abs().sum() > 0
+    assert features["image"].grad[1].abs().sum() == 0  # an absent modality gets no gradient
+    trained = [p for p in fusion.parameters() if p.requires_grad]
+    assert sum(1 for p in trained if p.grad is not None and p.grad.abs().sum() > 0) >= len(trained) // 2
+
+
+# -- a trained tiny model, shared by the tests below -------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    home = tmp_path_factory.mktemp("home")
+    old = os.environ.get("KQA_HOME")
+    os.environ["KQA_HOME"] = str(home)
+    kqa.store.dispose_engines()
+    kqa.graph.clear_memory()
+    try:
+        paths = tinykg.build(home / "data")
+        kqa.load_kg(paths["kb"], "films")
+        kqa.build_index("films")
+        report = kqa.train("films", [paths["train"]], epochs=15, seed=0, patience=4)
+        yield {**paths, "home": home, "model": Path(report.model_dir), "report": report}  # type: ignore[dict-item]
+    finally:
+        if old is None:
+            os.environ.pop("KQA_HOME", None)
+        else:
+            os.environ["KQA_HOME"] = old
+        kqa.store.dispose_engines()
+        kqa.graph.clear_memory()
+
+
+@pytest.fixture
+def home(trained: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    monkeypatch.setenv("KQA_HOME", str(trained["home"]))
+    kqa.store.dispose_engines()
+    kqa.graph.clear_memory()
+    return trained
+
+
+def test_tiny_model_learns(home: dict[str, Path]) -> None:
+    report = home["report"]
+    assert report.val_hits1 >= 0.8  # type: ignore[attr-defined]
+    result = kqa.evaluate("films", [home["test"]])
+    graph = kqa.open_kg("films").graph
+    assert result.hits1 >= 0.8, result.as_dict()  # chance is about 1 / graph.num_nodes
+    assert graph.num_nodes > 150
+    linked = kqa.evaluate("films", [home["test"]], gold_topics=False)
+    assert linked.hits1 >= 0.75, linked.as_dict()
+
+
+def test_checkpoint_is_safetensors_and_json(home: dict[str, Path]) -> None:
+    from safetensors.torch import load_file
+
+    folder = home["model"]
+    weights = load_file(str(folder / "model.safetensors"))
+    assert "rel_offset" in weights
+    meta = json.loads((folder / "config.json").read_text())
+    assert meta["kg"]["name"] == "films" and meta["model"]["fusion"] == "gated"
+    assert meta["encoders"]["text"]["name"] == "minilm" and meta["encoders"]["text"]["dim"] == 384
+    assert (folder / "curves.png").stat().st_size > 1000
+    assert json.loads((folder / "history.json").read_text())[0]["epoch"] == 1
+
+
+def test_round_trip_answers_the_same(home: dict[str, Path]) -> None:
+    first = kqa.ask("films", "what genres are the films directed by someone", top_k=3)
+    kqa.answer.clear_answerers()
+    second = kqa.ask("films", "what genres are the films directed by someone", top_k=3)
+    assert [a.name for a in first.answers] == [a.name for a in second.answers]
+
+
+def test_ask_gives_evidence_paths(home: dict[str, Path]) -> None:
+    line = next(l for l in home["test"].read_text().splitlines() if l.startswith("what genres are the films directed by"))
+    question, answers = line.split("\t")
+    result = kqa.ask("films", question.replace("[", "").replace("]", ""))
+    top = result.answers[0]
+    assert top.name in answers.split("|")
+    assert top.hop == 2
+    path = top.evidence[0]
+    director = question[question.index("[") + 1:question.index("]")]
+    assert path[0]["relation"] == "directed by" and path[0]["object"] == director
+    assert path[1]["subject"] == path[0]["subject"] and path[1]["object"] == top.name
+    assert set(result.modalities) == {"text", "kg"} and abs(sum(result.modalities.values()) - 1) < 1e-3
+    assert result.topic[0]["name"] == director and result.confidence > 0.5
+
+
+def test_wrong_kg_is_refused(home: dict[str, Path], tmp_path: Path) -> None:
+    other = tmp_path / "other.tsv"
+    other.write_text("a\tlikes\tb\n", encoding="utf-8")
+    kqa.load_kg(other, "other")
+    with pytest.raises(ModelMismatchError, match="trained for KG 'films'"):
+        kqa.ask("other", "what does a like", model=home["model"])
+    kqa.drop_kg("other")
+
+
+def test_changed_encoder_is_refused(home: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(home["model"], copy)
+    meta = json.loads((copy / "config.json").read_text())
+    meta["encoders"]["text"]["version"] = "something-else"
+    (copy / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelMismatchError, match="encoder"):
+        kqa.ask("films", "who directed it", model=copy)
+
+
+def test_cli_eval_and_ask_json(home: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--kg", "films", "--questions", str(home["test"]), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] > 20 and result["hits@1"] >= 0.8 and "mrr" in result
+    assert list(result["files"]) == [str(home["test"])]
+    question = home["test"].read_text().splitlines()[0].split("\t")[0]
+    assert main(["ask", question, "--kg", "films", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["answers"] and {"name", "score", "evidence"} <= set(answer["answers"][0])
+    assert main(["ask", "who directed it", "--kg", "films", "--model", "/nonexistent", "--json"]) == 1
+
+
+def test_training_is_deterministic(home: dict[str, Path], tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    runs = []
+    for i in range(2):
+        report = kqa.train("films", [home["train"]], out=tmp_path / f"m{i}", epochs=1, seed=3)
+        runs.append(load_file(str(Path(report.model_dir) / "model.safetensors")))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
