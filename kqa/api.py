@@ -106,12 +106,13 @@ class KG:
 
 def build_index(kg_name: str, text_encoder: str | None = None, image_encoder: str | None = None,
                 index_type: str = "auto", image_views: int = 3, force: bool = False,
-                progress: Progress | None = None) -> list[Any]:
-    """Build (or bring up to date) the KG's entity, relation and image indexes."""
-    from kqa.index import build_indexes
+                progress: Progress | None = None, kinds: tuple[str, ...] | None = None) -> list[Any]:
+    """Build (or bring up to date) the KG's entity, relation and image indexes (or ``kinds``)."""
+    from kqa.index import KINDS, build_indexes
 
     KG(kg_name)
-    return build_indexes(kg_name, text_encoder, image_encoder, index_type, image_views, progress, force)
+    return build_indexes(kg_name, text_encoder, image_encoder, index_type, image_views, progress, force,
+                         kinds or KINDS)
 
 
 def link(kg_name: str, question: str, image: Any = None, model: str | Path | None = None,

@@ -155,8 +155,8 @@ class Generator:
             answers = self.objects.get((node, slot))
             if not answers:
                 continue
-            if slot >= count and not (self.cfg.inverse and self._has_inverse_template(slot)):
-                continue
+            if slot >= count and not (self.cfg.inverse and (self._has_inverse_template(slot) or not self.t.ask)):
+                continue  # a pack with templates says which inverse questions make sense
             kind = self.graph.relation_keys[slot % count] if slot < count else "~" + self.graph.relation_keys[slot - count]
             yield kind, answers, self.ask_template(slot), ""
         if not self.cfg.two_hop:

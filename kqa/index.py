@@ -26,6 +26,7 @@ from kqa.config import kg_dir
 from kqa.encode import Encoder, get_encoder
 from kqa.errors import KqaError
 from kqa.graph import ENTITY, KGraph, load_graph
+from kqa.store import sha256_file
 
 Progress = Callable[[str, int, int], None]
 KINDS = ("entities", "relations", "images")
@@ -138,19 +139,11 @@ def index_dir(kg_name: str, kind: str) -> Path:
     return kg_dir(kg_name) / "indexes" / kind
 
 
-def _checksum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _save(folder: Path, manifest: IndexManifest, index: Any, keys: list[str], vectors: np.ndarray) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "index.faiss.tmp"
     faiss.write_index(index, str(tmp))
-    manifest.checksum = _checksum(tmp)
+    manifest.checksum = sha256_file(tmp)
     manifest.built_at = datetime.now(timezone.utc).isoformat()
     np.save(folder / "vectors.tmp.npy", vectors.astype(np.float16), allow_pickle=False)
     (folder / "keys.json.tmp").write_text(json.dumps(keys, ensure_ascii=False), encoding="utf-8")
@@ -170,7 +163,7 @@ def read_index(kg_name: str, kind: str) -> tuple[VectorIndex | None, str]:
     except (ValueError, TypeError) as exc:
         return None, f"unreadable manifest ({exc})"
     path = folder / "index.faiss"
-    if not path.is_file() or _checksum(path) != manifest.checksum:
+    if not path.is_file() or sha256_file(path) != manifest.checksum:
         return None, "index file missing or damaged (checksum mismatch)"
     try:
         keys = json.loads((folder / "keys.json").read_text(encoding="utf-8"))

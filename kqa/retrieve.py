@@ -18,7 +18,8 @@ import torch
 
 from kqa.graph import KGraph
 
-EPS = 1e-5
+EPS = 1e-5  # training: keep faint paths, their gradients teach the relation choice
+EPS_INFERENCE = 1e-3  # answering: scores this faint never reach the top answers
 
 
 @dataclass
@@ -76,7 +77,7 @@ class Propagator:
 
     def step(self, scores: Sparse, relation_probs: torch.Tensor, first: bool) -> Sparse:
         """One hop: ``new[b, tail] = min(1, Σ score[b, head] · p[b, slot])`` over edges."""
-        keep = scores.value.detach() > EPS
+        keep = scores.value.detach() > (EPS if torch.is_grad_enabled() else EPS_INFERENCE)
         if not first:
             keep &= self.expandable[scores.node]
         batch, node, value = scores.batch[keep], scores.node[keep], scores.value[keep]

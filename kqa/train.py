@@ -292,8 +292,7 @@ class Trainer:
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         total_steps = max(1, steps_per_epoch * cfg.epochs)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps,
-                                                       pct_start=0.1, anneal_strategy="cos")
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps))
         rng = random.Random(cfg.seed)
         best_score, best_state, bad_epochs = -1.0, None, 0
         started = time.perf_counter()
@@ -359,6 +358,19 @@ class Trainer:
                              self.propagator)
             pairs.extend(rank_metrics(out.scores, chunk))
         return summarise(pairs, examples)
+
+
+def warmup_cosine(total_steps: int, warmup: float = 0.05, floor: float = 0.05) -> Callable[[int], float]:
+    """Learning-rate factor: linear warm-up, then cosine decay to ``floor``."""
+    warm = max(1, int(total_steps * warmup))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
 
 
 def seed_everything(seed: int) -> None:

@@ -1,0 +1,114 @@
+"""Questions generated from a KG: right answers, held-out phrasings, pictures, negatives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import kqa
+from kqa.generate import GenerateConfig, Generator, generated_examples, pick, read_templates
+
+
+def _flag(path: Path, colours: list[tuple[int, int, int]]) -> str:
+    array = np.zeros((60, 90, 3), dtype=np.uint8)
+    for i, colour in enumerate(colours):
+        array[:, i * 30:(i + 1) * 30] = colour
+    Image.fromarray(array).save(path)
+    return path.name
+
+
+@pytest.fixture
+def lands(tmp_path: Path) -> Path:
+    palette = {"A": [(200, 0, 0), (255, 255, 255), (0, 0, 200)], "B": [(0, 150, 0), (255, 255, 0), (0, 0, 0)],
+               "C": [(255, 128, 0), (128, 0, 128), (0, 200, 200)]}
+    nodes = [{"id": k, "name": f"Land {k}", "type": "country", "image": _flag(tmp_path / f"{k}.png", c),
+              "attributes": {"population": 1000 * (i + 1)}} for i, (k, c) in enumerate(palette.items())]
+    nodes += [{"id": f"cap{k}", "name": f"City {k}", "type": "city"} for k in palette]
+    edges = [{"source": k, "relation": "capital", "target": f"cap{k}"} for k in palette]
+    edges += [{"source": "A", "relation": "borders", "target": "B"}, {"source": "B", "relation": "borders", "target": "A"},
+              {"source": "B", "relation": "borders", "target": "C"}, {"source": "C", "relation": "borders", "target": "B"}]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "lands.json").write_text(json.dumps({"nodes": nodes, "edges": edges}), encoding="utf-8")
+    for k in palette:
+        (tmp_path / f"{k}.png").rename(tmp_path / "data" / f"{k}.png")
+    manifest = {"name": "lands", "files": [{"path": "data/lands.json", "format": "jsongraph"}],
+                "questions": {"relations": {"capital": {"ask": ["what is the capital of {x}", "!name the capital of {x}"],
+                                                        "noun": ["the capital of {x}"]},
+                                            "borders": {"ask": ["which countries border {x}"],
+                                                        "noun": ["the neighbours of {x}"]}},
+                              "shown": {"country": ["this country", "!the country in the photo"]},
+                              "identity": {"country": ["which country is this", "!identify this country"]},
+                              "two_hop": [["borders", "capital"]]}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    kqa.load_kg(tmp_path, "lands")
+    return tmp_path
+
+
+def by_text(examples: list) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for e in examples:
+        out.setdefault(e.text, []).append(e)
+    return out
+
+
+def test_answers_follow_the_kg(lands: Path) -> None:
+    graph = kqa.open_kg("lands").graph
+    examples = generated_examples("lands", GenerateConfig(seed=0, image_share=0.0, negatives=0.0))
+    named = by_text(examples)
+    assert [graph.label(a) for a in named["what is the capital of Land A"][0].answers] == ["City A"]
+    two = named["what is the capital of the neighbours of Land B"][0]
+    assert sorted(graph.label(a) for a in two.answers) == ["City A", "City C"]
+    assert sorted(graph.label(a) for a in named["which countries border Land B"][0].answers) == ["Land A", "Land C"]
+    e = named["what is the capital of Land A"][0]
+    start, end = e.mention_spans[0]
+    assert e.text[start:end] == "Land A" and e.topic == [(graph.find("Land A"), 1.0)]
+    population = [x for x in examples if x.group == "text:population" and "Land C" in x.text][0]
+    assert [graph.label(a) for a in population.answers] == ["3000"]
+
+
+def test_pictures_identity_and_negatives(lands: Path) -> None:
+    graph = kqa.open_kg("lands").graph
+    examples = generated_examples("lands", GenerateConfig(seed=1, image_share=1.0, negatives=0.5, views=2))
+    identity = [e for e in examples if e.group == "identity"]
+    assert identity and all(e.answers == [e.image_entity] for e in identity)
+    shown = [e for e in examples if e.group == "image:capital"]
+    assert shown and all(e.topic == [] and e.image is not None and "this country" in e.text for e in shown)
+    assert all(graph.label(e.answers[0]) == graph.label(e.image_entity).replace("Land", "City") for e in shown)
+    negatives = [e for e in examples if e.group == "no entity"]
+    assert negatives and all(e.answers == [] and e.image_entity is None for e in negatives)
+    assert len({id(e.image) for e in shown}) <= 2 * 3  # a fixed pool of pictures per entity
+
+
+def test_held_out_phrasings(lands: Path) -> None:
+    train = generated_examples("lands", GenerateConfig(seed=0, image_share=0.5))
+    test = generated_examples("lands", GenerateConfig(seed=0, split="test", image_share=0.5))
+    train_texts = {e.text for e in train}
+    assert not any("name the capital of" in t or "identify this" in t or "in the photo" in t for t in train_texts)
+    assert any(e.text.startswith("name the capital of") for e in test)
+    assert pick(["a", "!b"], "train") == ["a"] and pick(["a", "!b"], "test") == ["b"]
+    assert pick(["a"], "test") == ["a"]  # nothing held out: the test split reuses them
+
+
+def test_generic_templates_without_a_manifest(tmp_path: Path) -> None:
+    path = tmp_path / "kb.tsv"
+    path.write_text("Alpha\tmanager\tBeta\nGamma\tmanager\tBeta\n", encoding="utf-8")
+    kqa.load_kg(path, "plain")
+    examples = generated_examples("plain", GenerateConfig(seed=0))
+    graph = kqa.open_kg("plain").graph
+    forward = [e for e in examples if "manager" in e.text and "Alpha" in e.text]
+    assert forward and all([graph.label(a) for a in e.answers] == ["Beta"] for e in forward)
+    inverse = [e for e in examples if e.group == "text:~manager" and "Beta" in e.text]
+    assert inverse and sorted(graph.label(a) for a in inverse[0].answers) == ["Alpha", "Gamma"]
+    assert not any(e.image is not None for e in examples)
+
+
+def test_deterministic(lands: Path) -> None:
+    one = generated_examples("lands", GenerateConfig(seed=4))
+    two = generated_examples("lands", GenerateConfig(seed=4))
+    assert [(e.text, e.answers) for e in one] == [(e.text, e.answers) for e in two]
+    assert read_templates({}).two_hop == []
+    assert isinstance(Generator, type)
