@@ -13,11 +13,12 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from kqa import api
 from kqa.errors import KqaError
@@ -28,7 +29,7 @@ kg_app = typer.Typer(help="Load, list and inspect knowledge graphs.", no_args_is
 app.add_typer(kg_app, name="kg")
 
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
@@ -97,12 +98,12 @@ def kg_load(
     if as_json:
         emit_json(summary)
         return
-    out.print(f"[bold green]Loaded[/] {summary.kg} (v{summary.version}) in {summary.seconds:.1f}s: "
+    out.print(f"[bold green]Loaded[/] {escape(summary.kg)} (v{summary.version}) in {summary.seconds:.1f}s: "
               f"{summary.triples_added:,} triples, {summary.entities_added:,} entities, "
               f"{summary.relations_added} relations, {summary.literals_added:,} literals, "
               f"{summary.images_added} images; {summary.duplicates_skipped:,} duplicate triples skipped")
     for note in summary.notes:
-        out.print(f"[yellow]note:[/] {note}")
+        out.print(f"[yellow]note:[/] {escape(note)}")
 
 
 @kg_app.command("list")
@@ -133,16 +134,17 @@ def kg_show(kg: str = typer.Argument(..., help="KG name."),
         emit_json(shown)
         return
     type_txt = f" ({shown['type']})" if shown["type"] else ""
-    out.print(f"[bold]{shown['name']}[/]{type_txt}  key={shown['key']!r}  degree={shown['degree']}")
+    out.print(f"[bold]{escape(shown['name'])}[/]{escape(type_txt)}  key={escape(repr(shown['key']))}  "
+              f"degree={shown['degree']}")
     if shown["aliases"]:
-        out.print("aliases: " + ", ".join(shown["aliases"]))
+        out.print(Text("aliases: " + ", ".join(shown["aliases"])))
     for image in shown["images"]:
-        out.print(f"image: {image}")
+        out.print(Text(f"image: {image}"))
     table = Table("subject", "relation", "object")
     for fact in shown["facts"]:
-        table.add_row(fact["subject"], fact["relation_name"], fact["object"])
+        table.add_row(Text(fact["subject"]), Text(fact["relation_name"]), Text(fact["object"]))
     out.print(table)
-    out.print(f"{len(shown['neighbours'])} neighbours: " + ", ".join(shown["neighbours"][:20]))
+    out.print(Text(f"{len(shown['neighbours'])} neighbours: " + ", ".join(shown["neighbours"][:20])))
 
 
 @kg_app.command("drop")
@@ -232,7 +234,7 @@ def link_cmd(
             return
         for r in results:
             best = r.candidates[0].name if r.candidates else "-"
-            out.print(f"{r.question}\t{best}")
+            out.print(Text(f"{r.question}\t{best}"))
         return
     result = linker.link(question or "", top_k, scorer)
     if image is not None:
@@ -242,7 +244,7 @@ def link_cmd(
         return
     table = Table("entity", "score", "source", "mention")
     for c in result.candidates + result.image_candidates:
-        table.add_row(c.name, f"{c.score:.3f}", c.source, c.mention or "")
+        table.add_row(Text(c.name), f"{c.score:.3f}", c.source, Text(c.mention or ""))
     if not result.candidates and not result.image_candidates:
         out.print("No entity found.")
         return
@@ -293,7 +295,7 @@ def train_cmd(
     if as_json:
         emit_json(result)
         return
-    out_line(f"[bold green]Trained[/] {result.model_dir}: {result.examples:,} questions "
+    out_line(f"[bold green]Trained[/] {escape(result.model_dir)}: {result.examples:,} questions "
              f"({result.train:,} train / {result.validation:,} validation), {result.epochs} epochs in "
              f"{result.seconds:.0f}s; validation Hits@1 {result.val_hits1:.4f}")
 
@@ -318,7 +320,7 @@ def eval_cmd(
         return
     table = Table("file", "questions", "Hits@1", "MRR")
     for name, row in sorted(result.per_group.items()):
-        table.add_row(name, f"{row['n']:,}", f"{row['hits@1']:.4f}", f"{row['mrr']:.4f}")
+        table.add_row(Text(name), f"{row['n']:,}", f"{row['hits@1']:.4f}", f"{row['mrr']:.4f}")
     table.add_row("[bold]all[/]", f"{result.n:,}", f"{result.hits1:.4f}", f"{result.mrr:.4f}")
     out.print(table)
 
@@ -338,16 +340,16 @@ def ask_cmd(
         emit_json(result.as_dict())
         return
     if result.message:
-        err.print(f"[yellow]{result.message}[/]")
+        err.print(f"[yellow]{escape(result.message)}[/]")
     topic = ", ".join(f"{t['name']} ({t['source']} {t['score']:.2f})" for t in result.topic[:3]) or "-"
-    out_line(f"topic: {topic}")
+    out_line(f"topic: {escape(topic)}")
     if result.image_topic:
-        out_line("image: " + ", ".join(f"{t['name']} ({t['score']:.2f})" for t in result.image_topic[:3]))
+        out_line("image: " + escape(", ".join(f"{t['name']} ({t['score']:.2f})" for t in result.image_topic[:3])))
     for rank, answer in enumerate(result.answers, start=1):
-        out_line(f"[bold]{rank}. {answer.name}[/]  score {answer.score:.3f}  ({answer.hop} hop"
+        out_line(f"[bold]{rank}. {escape(answer.name)}[/]  score {answer.score:.3f}  ({answer.hop} hop"
                  f"{'s' if answer.hop != 1 else ''})")
         for path in answer.evidence[:2]:
-            out_line("     " + "  ·  ".join(f"{t['subject']} —{t['relation']}→ {t['object']}" for t in path))
+            out_line("     " + escape("  ·  ".join(f"{t['subject']} —{t['relation']}→ {t['object']}" for t in path)))
     shares = ", ".join(f"{k} {v:.0%}" for k, v in result.modalities.items())
     out_line(f"confidence {result.confidence:.2f}; modalities: {shares}; {result.seconds * 1000:.0f} ms")
 
@@ -381,8 +383,8 @@ def plugins_cmd(as_json: bool = JsonOpt) -> None:
     table = Table("plugin", "version", "hooks", "adds", "errors")
     for p in infos:
         adds = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(p.adds.items()))
-        table.add_row(p.name, p.version or "-", ", ".join(p.hooks), adds,
-                      "[red]" + "; ".join(p.errors) + "[/]" if p.errors else "")
+        table.add_row(Text(p.name), p.version or "-", ", ".join(p.hooks), Text(adds),
+                      Text("; ".join(p.errors), style="red"))
     out.print(table)
 
 
@@ -394,16 +396,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False, prog_name="kqa")
     except KqaError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return 1
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Exit as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except typer.Abort:
         err.print("aborted")
         return 1
+    except typer.TyperException as exc:  # usage errors: unknown command, bad option, ...
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(escape(str(exc)))
+        return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
