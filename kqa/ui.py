@@ -195,16 +195,23 @@ class _Dot:
         self.edges[(subject, relation, obj)] = None
 
     def source(self, extra: Iterable[str] = (),
-               colours: Mapping[tuple[str, str, str], str] | None = None) -> str:
+               colours: Mapping[tuple[str, str, str], str] | None = None,
+               backward: Iterable[tuple[str, str, str]] = ()) -> str:
+        """The DOT text; ``colours`` per edge, and ``backward`` edges (facts a path walked
+        from object to subject) laid out the way the path went, arrow still at the object."""
         lines = [f"digraph {dot_quote(self.name)} {{", *_GRAPH_HEAD]
         for label, attrs in self.nodes.items():
             node_attrs = f"label={dot_quote(_short(label))}, tooltip={dot_quote(label)}"
             lines.append(f"  {dot_quote(label)} [{node_attrs}{', ' + attrs if attrs else ''}];")
+        back = set(backward)
         for subject, relation, obj in self.edges:
             colour = (colours or {}).get((subject, relation, obj))
             style = (f", color={dot_quote(colour)}, fontcolor={dot_quote(colour)}, penwidth=1.6"
                      if colour else "")
-            lines.append(f"  {dot_quote(subject)} -> {dot_quote(obj)} "
+            tail, head = (obj, subject) if (subject, relation, obj) in back else (subject, obj)
+            if tail != subject:
+                style += ", dir=back"
+            lines.append(f"  {dot_quote(tail)} -> {dot_quote(head)} "
                          f"[label={dot_quote(_short(relation, 30))}{style}];")
         lines.extend(extra)
         lines.append("}")
@@ -332,19 +339,26 @@ def evidence_dot(result: Any, max_edges: int = MAX_EVIDENCE_EDGES, max_answers: 
     names = [str(_field(a, "name")) for a in answers]
     starts: set[str] = set()
     steps: dict[tuple[str, str, str], int] = {}  # triple → the earliest hop it is used at
+    backward: set[tuple[str, str, str]] = set()  # walked object → subject by the first path
     total: set[tuple[str, str, str]] = set()
     for answer, name in zip(answers, names):
         for path in evidence_paths(answer):
             if not path:
                 starts.add(name)  # hop 0: the answer is where the path starts
                 continue
-            starts.add(_path_start(path, name))
+            here = _path_start(path, name)
+            starts.add(here)
             for step, triple in enumerate(path, start=1):
                 total.add(triple)
+                subject, _relation, obj = triple
+                against = obj == here and subject != here
+                here = subject if against else obj
                 if triple in steps:
                     steps[triple] = min(steps[triple], step)
                 elif len(steps) < max_edges:
                     steps[triple] = step
+                    if against:
+                        backward.add(triple)
         if answer_hop(answer) == 0:
             starts.add(name)
     for name in names:
@@ -386,7 +400,7 @@ def evidence_dot(result: Any, max_edges: int = MAX_EVIDENCE_EDGES, max_answers: 
     if left_out > 0:
         extra.append(f'  "__more__" [label="+{left_out} more evidence triples", shape=plaintext, '
                      f'style="", fontcolor="#7b8794"];')
-    return dot.source(extra, colours)
+    return dot.source(extra, colours, backward)
 
 
 def evidence_rows(result: Any, max_answers: int = 5) -> list[dict[str, Any]]:

@@ -5,16 +5,19 @@ fixture), on a free port, and is always killed afterwards. Debian's Chromium
 (``apt-get install -y chromium``, done by ``.ci/run``) is used; Playwright's own browser
 download is not. Screenshots go to ``tests/_artifacts/`` (git-ignored).
 
-To add a flow (e.g. Ask with an image): take the ``app`` and ``page`` fixtures, load what the
-flow needs into the store first (the server reads the store on every rerun), then
-``open_page(page, app, "ask")`` and drive it; see :func:`search_entity` for the patterns
-(type + Enter, wait for an element, screenshot with :func:`snap`).
+To add a flow: take the ``app`` and ``page`` fixtures, load what the flow needs into the store
+first (a fixture named before ``app``, like ``flags``, is ready before the server starts), then
+``open_page(page, app, "ask")`` and drive it; see :func:`search_entity` and
+:func:`test_ask_about_an_image_in_a_real_browser` for the patterns (upload, type + Enter, wait
+for an element, screenshot with :func:`snap`). The server runs torch on one thread
+(``OMP_NUM_THREADS=1``): the test models are tiny, and on a busy machine more threads are slower.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -47,9 +50,18 @@ sync_api = pytest.importorskip("playwright.sync_api",
                                reason="Playwright's Python package is not installed")
 expect = sync_api.expect
 
-_spec = importlib.util.spec_from_file_location("ui_tinykg_browser", FIXTURES / "tinykg.py")
-tinykg = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(tinykg)  # type: ignore[union-attr]
+
+
+def _fixture_module(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"ui_{name}_browser", FIXTURES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+tinykg = _fixture_module("tinykg")
+flagskg = _fixture_module("flagskg")
+ANSWER_TIMEOUT_MS = 90_000  # the first question loads the model and encoders in the server
 
 
 # -- helpers: start the app, open a page ------------------------------------------------------
@@ -156,9 +168,18 @@ def search_entity(page: Any, text: str) -> None:
 
 
 @pytest.fixture
+def flags(tmp_path: Path) -> Path:
+    """The flags KG (four countries with flag images, their capitals) and its default model,
+    trained on questions generated from it, in this test's KQA_HOME; returns the image folder.
+    Name it before ``app`` so that it is ready before the server starts."""
+    return flagskg.build(tmp_path / "flags")
+
+
+@pytest.fixture
 def app(kqa_home: Path, tmp_path: Path) -> Iterator[RunningApp]:
     """The app served with this test's KQA_HOME; always stopped afterwards."""
-    env = dict(os.environ, KQA_HOME=str(kqa_home))
+    # one torch thread: the test models are tiny, and on a busy machine more threads are slower
+    env = dict(os.environ, KQA_HOME=str(kqa_home), OMP_NUM_THREADS="1")
     env.pop("KQA_DATABASE_URL", None)
     running = start_app(tmp_path / "streamlit.log", env)
     try:
@@ -209,4 +230,32 @@ def test_browse_entity_in_a_real_browser(app: RunningApp, page: Any, tmp_path: P
     expect(page.get_by_text("no models yet")).to_be_visible()
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
     snap(page, "plugins")
+    assert app.process.poll() is None, app.log_tail()
+
+
+def test_ask_about_an_image_in_a_real_browser(flags: Path, app: RunningApp, page: Any) -> None:
+    open_page(page, app, "ask")
+    page.locator("input[type=file]").set_input_files(str(flags / "C.png"))
+    expect(page.locator('[data-testid="stImage"] img').first).to_be_visible()  # the preview
+    wait_idle(page)
+    box = page.get_by_label("Question", exact=True)
+    box.fill("which country is this")
+    box.press("Enter")
+    # the top answer (with so little training the ranking is not the point; the page is)
+    top = page.get_by_role("heading", level=3).filter(has_text=re.compile(r"^(Land|City) [A-D]"))
+    expect(top).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+    wait_idle(page)
+    answer = top.inner_text().strip()
+    assert answer in flagskg.COUNTRIES + flagskg.CAPITALS
+    answers = page.locator('[data-testid="stTable"]').first
+    expect(answers.get_by_text(answer, exact=True).first).to_be_attached()
+    expect(page.locator('[data-testid="stMetric"]', has_text="confidence")).to_be_visible()
+    # the evidence picture: graphviz svg with the answer among its nodes
+    svg = page.locator('[data-testid="stGraphVizChart"] svg')
+    expect(svg).to_be_visible()
+    expect(svg.locator("g.node text", has_text=answer).first).to_be_visible()
+    expect(page.get_by_text("Relations followed per hop")).to_be_visible()
+    expect(page.get_by_text("What each modality contributed")).to_be_visible()
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    snap(page, "ask")
     assert app.process.poll() is None, app.log_tail()
