@@ -47,7 +47,7 @@ def main() -> None:
         import kqa
         from kqa.answer import encode_images, load_answerer
         from kqa.generate import GenerateConfig, generated_examples
-        from kqa.train import encode_examples
+        from kqa.training import encode_examples
 
         subprocess.run([sys.executable, str(REPO / "knowledge" / "countries" / "build.py")], check=True,
                        capture_output=True)

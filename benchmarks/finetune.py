@@ -61,7 +61,7 @@ def main() -> None:
         import kqa
         from kqa.answer import load_answerer
         from kqa.generate import GenerateConfig, generated_examples
-        from kqa.train import encode_examples
+        from kqa.training import encode_examples
 
         source = Path(args.source) if args.source else quick_source(metaqa, Path(tmp))
         subprocess.run([sys.executable, str(REPO / "knowledge" / "countries" / "build.py")], check=True,
@@ -100,7 +100,7 @@ def main() -> None:
 
 def _train(kg: str, examples: list, out: Path, init: Path | None, epochs: int, seed: int) -> None:
     from kqa.answer import train_model
-    from kqa.train import TrainConfig
+    from kqa.training import TrainConfig
 
     train_model(kg, [], out, init=init, config=TrainConfig(epochs=epochs, seed=seed, val_fraction=0.0,
                                                             patience=epochs), extra_examples=examples)

@@ -12,10 +12,14 @@ The small public API (see ``kqa.api``)::
 """
 
 from kqa.hookspecs import hookimpl
-from kqa.api import (KG, ask, build_index, drop_kg, evaluate, link, list_kgs, list_models, load_kg,
-                     open_kg, train)
+from kqa.api import (KG, ask, build_index, drop_kg, evaluate, link_entities, list_kgs, list_models,
+                     load_kg, open_kg, train)
 from kqa.errors import KqaError
 
 __version__ = "0.1.0"
-__all__ = ["KG", "KqaError", "ask", "build_index", "drop_kg", "evaluate", "hookimpl", "link",
+
+# The API functions are named apart from the stage modules (kqa.link, kqa.training, ...):
+# importing a submodule sets an attribute of the package, which would shadow a function
+# of the same name.
+__all__ = ["KG", "KqaError", "ask", "build_index", "drop_kg", "evaluate", "hookimpl", "link_entities",
            "list_kgs", "list_models", "load_kg", "open_kg", "train", "__version__"]

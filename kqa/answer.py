@@ -31,7 +31,7 @@ from kqa.link import Candidate, Linker, Span, get_linker, strip_brackets
 from kqa.model import Batch, KnowledgeTensors, ModelConfig, QAModel
 from kqa.questions import Question, read_questions
 from kqa.retrieve import Propagator, Sparse
-from kqa.train import (
+from kqa.training import (
     EvalResult, Example, Trainer, TrainConfig, check_trainable, collate, encode_examples,
     make_examples, rank_metrics, save_history_plot, seed_everything, split_validation, summarise,
     topic_from_candidates, write_json,
@@ -241,19 +241,21 @@ class Answerer:
             example.offsets = states.offsets[0]
             if image is not None:
                 if self.image is None:
-                    raise KqaError("this model was trained without images; ask without --image")
+                    raise KqaError("this model was trained without images: ask without an image, or "
+                                   "train a model on questions with images")
                 example.image_feature = torch.from_numpy(self.image.encode_batch([image])[0])
             batch = collate([example], self.device, self.config.image_dim)
-            _tokens, logits = self.model.encode_tokens(batch)
-            scorer = TokenMentionScorer(example.offsets, torch.sigmoid(logits[0]).tolist())
+            encoded = self.model.encode_tokens(batch)
+            scorer = TokenMentionScorer(example.offsets, torch.sigmoid(encoded[1][0]).tolist())
             linked = self.linker.link(question, top_k=5, scorer=scorer)
             example.topic = topic_from_candidates(linked.candidates)
-            batch = collate([example], self.device, self.config.image_dim)
-            out = self.model(batch, self.knowledge, self.propagator)
-        return self._result(clean, linked.candidates, out, top_k, time.perf_counter() - started)
+            batch.topic_text = collate([example], self.device, self.config.image_dim).topic_text
+            out = self.model(batch, self.knowledge, self.propagator, encoded=encoded)
+        return self._result(clean, linked.candidates, out, top_k, time.perf_counter() - started,
+                            image is not None)
 
     def _result(self, clean: str, candidates: list[Candidate], out: Any, top_k: int,
-                seconds: float) -> AnswerResult:
+                seconds: float, with_image: bool) -> AnswerResult:
         scores = out.scores[0]
         values, nodes = scores.topk(min(top_k, scores.numel()))
         hop_probs = out.hop_probs[0].tolist()
@@ -270,7 +272,7 @@ class Answerer:
                                   [self._path_triples(path) for path in paths]))
         confidence = answers[0].score if answers else 0.0
         image_topic = []
-        if out.image_logits is not None and out.image_nodes is not None:
+        if with_image and out.image_logits is not None and out.image_nodes is not None:
             p = torch.softmax(out.image_logits[0], -1)[:-1]
             top = p.topk(min(5, p.numel()))
             image_topic = [{"name": self.graph.label(int(out.image_nodes[i])), "score": round(float(v), 4),

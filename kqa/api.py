@@ -5,7 +5,7 @@
     kg = kqa.open_kg("movies")
     kg.show("Blade Runner")                               # an entity, its facts, neighbours
     kqa.build_index("movies")                             # FAISS indexes of names, relations, images
-    kqa.link("movies", "who directed blade runner")       # candidate topic entities
+    kqa.link_entities("movies", "who directed blade runner")       # candidate topic entities
     kqa.train("movies", ["1-hop/qa_dev.txt", "2-hop/qa_dev.txt"])   # → $KQA_HOME/models/movies
     kqa.ask("movies", "what genres are the films directed by ridley scott")
     kqa.evaluate("movies", ["held_out.txt"])              # Hits@1, MRR, per file
@@ -105,9 +105,10 @@ class KG:
 
 
 def build_index(kg_name: str, text_encoder: str | None = None, image_encoder: str | None = None,
-                index_type: str = "auto", image_views: int = 3, force: bool = False,
+                index_type: str = "auto", image_views: int | None = None, force: bool = False,
                 progress: Progress | None = None, kinds: tuple[str, ...] | None = None) -> list[Any]:
-    """Build (or bring up to date) the KG's entity, relation and image indexes (or ``kinds``)."""
+    """Build (or bring up to date) the KG's entity, relation and image indexes (or ``kinds``).
+    ``image_views`` augmented views per entity image (default: what the stored index has, or 3)."""
     from kqa.index import KINDS, build_indexes
 
     KG(kg_name)
@@ -115,8 +116,8 @@ def build_index(kg_name: str, text_encoder: str | None = None, image_encoder: st
                          kinds or KINDS)
 
 
-def link(kg_name: str, question: str, image: Any = None, model: str | Path | None = None,
-         top_k: int = 5) -> Any:
+def link_entities(kg_name: str, question: str, image: Any = None, model: str | Path | None = None,
+                  top_k: int = 5) -> Any:
     """Topic-entity candidates for a question (and an image), best first."""
     from kqa.link import get_linker
 
@@ -147,11 +148,11 @@ def train(kg_name: str, questions: list[str | Path] = (), out: str | Path | None
           progress: Progress | None = None, log: Callable[[dict[str, Any]], None] | None = None,
           **options: Any) -> Any:
     """Train a model on question files (and/or questions generated from the KG); returns a
-    :class:`kqa.answer.TrainReport`. ``options`` are :class:`kqa.train.TrainConfig` fields
+    :class:`kqa.answer.TrainReport`. ``options`` are :class:`kqa.training.TrainConfig` fields
     (epochs, lr, lam, seed, ...) plus ``text_encoder``, ``image_encoder``, ``hidden``,
     ``max_hops`` and ``generate`` (:class:`kqa.generate.GenerateConfig` fields)."""
     from kqa.answer import read_question_files, train_model
-    from kqa.train import TrainConfig
+    from kqa.training import TrainConfig
 
     KG(kg_name)
     model_keys = {"text_encoder", "image_encoder", "hidden", "max_hops"}
@@ -176,7 +177,7 @@ def train(kg_name: str, questions: list[str | Path] = (), out: str | Path | None
 
 def evaluate(kg_name: str, questions: list[str | Path], model: str | Path | None = None,
              gold_topics: bool = True, progress: Progress | None = None) -> Any:
-    """Hits@1 and MRR overall and per file (:class:`kqa.train.EvalResult`). With
+    """Hits@1 and MRR overall and per file (:class:`kqa.training.EvalResult`). With
     ``gold_topics`` the ``[bracketed]`` entities are given; without, they are linked."""
     from kqa.answer import evaluate_model, read_question_files
 

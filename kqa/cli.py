@@ -167,7 +167,8 @@ def index_build(
     text_encoder: Optional[str] = typer.Option(None, help="Text encoder (default minilm; hf:/path for a local model)."),
     image_encoder: Optional[str] = typer.Option(None, help="Image encoder (default efficientnet-lite0; hf-clip:/path)."),
     index_type: str = typer.Option("auto", help="auto (exact below 100k rows, HNSW above), flat or hnsw."),
-    image_views: int = typer.Option(3, help="Augmented views indexed per entity image."),
+    image_views: Optional[int] = typer.Option(None, help="Augmented views indexed per entity image "
+                                              "(default: as stored, else 3)."),
     force: bool = typer.Option(False, "--force", help="Rebuild from scratch."),
     as_json: bool = JsonOpt,
 ) -> None:

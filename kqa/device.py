@@ -7,7 +7,16 @@ import os
 import torch
 
 
+def configure_threads() -> None:
+    """``KQA_THREADS`` caps torch's CPU threads (on a busy machine fewer threads than cores
+    can be several times faster; the default is torch's, one per core)."""
+    wanted = os.environ.get("KQA_THREADS")
+    if wanted and wanted.isdigit() and int(wanted) > 0 and torch.get_num_threads() != int(wanted):
+        torch.set_num_threads(int(wanted))
+
+
 def default_device() -> torch.device:
+    configure_threads()
     wanted = os.environ.get("KQA_DEVICE")
     if wanted:
         return torch.device(wanted)

@@ -19,7 +19,7 @@ import numpy as np
 
 from kqa.graph import ENTITY, KGraph, load_graph
 from kqa.store import Store
-from kqa.train import Example
+from kqa.training import Example
 
 GENERIC_SHOWN = ["this {type}", "the {type} in the picture", "the {type} shown here", "!the {type} in this photo"]
 GENERIC_IDENTITY = ["which {type} is this", "what {type} is shown here", "name the {type} in the picture",

@@ -32,6 +32,7 @@ Progress = Callable[[str, int, int], None]
 KINDS = ("entities", "relations", "images")
 MODALITY = {"entities": "text", "relations": "text", "images": "image"}
 APPROX_THRESHOLD = 100_000  # rows; above it an HNSW index replaces exact search
+DEFAULT_IMAGE_VIEWS = 3  # augmented views indexed per entity image, besides the image itself
 SEP = "\x1f"
 
 
@@ -223,7 +224,9 @@ def _encode_items(kind: str, encoder: Encoder, items: list[Any], progress: Progr
         for path, view in items[start:start + batch]:
             image = open_image(path)
             if view:
-                seed = int(hashlib.sha1(f"{path}#{view}".encode()).hexdigest()[:8], 16)
+                # seeded by the image's content-hash file name, not its folder: the same
+                # views in every KQA_HOME
+                seed = int(hashlib.sha1(f"{Path(path).name}#{view}".encode()).hexdigest()[:8], 16)
                 image = distort(image, np.random.default_rng(seed), TRAIN_MIX, pool)
             images.append(image)
         out[start:start + len(images)] = encoder.encode_batch(images)
@@ -233,10 +236,15 @@ def _encode_items(kind: str, encoder: Encoder, items: list[Any], progress: Progr
 
 
 def build_index(kg_name: str, kind: str, encoder_ref: str | None = None, index_type: str = "auto",
-                image_views: int = 3, progress: Progress | None = None, force: bool = False) -> BuildReport:
-    """Build or bring up to date one index; encodes only rows it does not have yet."""
+                image_views: int | None = None, progress: Progress | None = None,
+                force: bool = False) -> BuildReport:
+    """Build or bring up to date one index; encodes only rows it does not have yet.
+    ``image_views=None`` keeps the stored image index's number of views (3 for a new one)."""
     started = time.perf_counter()
     graph = load_graph(kg_name)
+    if image_views is None:
+        stored, _why = read_index(kg_name, "images") if kind == "images" else (None, "")
+        image_views = stored.manifest.image_views if stored is not None else DEFAULT_IMAGE_VIEWS
     if kind == "entities":
         keys, items = entity_rows(graph)
     elif kind == "relations":
@@ -285,7 +293,7 @@ def build_index(kg_name: str, kind: str, encoder_ref: str | None = None, index_t
 
 
 def build_indexes(kg_name: str, text_encoder: str | None = None, image_encoder: str | None = None,
-                  index_type: str = "auto", image_views: int = 3, progress: Progress | None = None,
+                  index_type: str = "auto", image_views: int | None = None, progress: Progress | None = None,
                   force: bool = False, kinds: tuple[str, ...] = KINDS) -> list[BuildReport]:
     """``kqa index build``: every index of a KG."""
     reports = []
@@ -322,8 +330,7 @@ def open_index(kg_name: str, kind: str, encoder_ref: str | None = None,
             return cached
     index, _why = read_index(kg_name, kind)
     if index is None or index.manifest.kg_version != graph.version or index.manifest.encoder != encoder.identity:
-        views = index.manifest.image_views if index is not None and kind == "images" else 3
-        report = build_index(kg_name, kind, encoder_ref, image_views=views, progress=progress)
+        report = build_index(kg_name, kind, encoder_ref, progress=progress)
         if report.action == "skipped":
             return None
         index, why = read_index(kg_name, kind)

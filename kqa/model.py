@@ -37,6 +37,8 @@ class ModelConfig:
     heads: int = 4
     dropout: float = 0.1
     align_dim: int = 256
+    layers: int = 2  # trainable transformer layers over the frozen encoder's token states
+    token_dropout: float = 0.1  # training only: hide this share of the question's tokens
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,8 +92,9 @@ class QAModel(nn.Module):
         self.config = config
         d = config.hidden
         self.token_proj = nn.Sequential(nn.Linear(config.text_dim, d), nn.LayerNorm(d))
-        self.context = nn.TransformerEncoderLayer(d, config.heads, 2 * d, config.dropout,
-                                                  batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(d, config.heads, 2 * d, config.dropout,
+                                           batch_first=True, norm_first=True)
+        self.context = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.mention_head = nn.Linear(d, 1)
         self.rel_proj = nn.Sequential(nn.Linear(config.text_dim, d), nn.LayerNorm(d))
         self.rel_offset = nn.Parameter(torch.zeros(config.num_slots, d))  # KG-specific
@@ -99,7 +102,10 @@ class QAModel(nn.Module):
         self.hop_query = nn.Parameter(torch.randn(config.max_hops, d) * 0.02)
         self.query_mix = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, d))
         self.rel_match = nn.Linear(d, d)
-        self.hop_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, config.max_hops + 1))
+        # hop 0 ("which entity is this?") is judged from the fused question; stopping after
+        # hop t from what hop t attended to, so the count follows the reading of the question
+        self.stop_zero = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
+        self.stop_head = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, 1))
         self.gate_head = nn.Linear(d, 1)
         self.kg_rel = nn.Linear(d, d)
         if config.image_dim:
@@ -114,7 +120,13 @@ class QAModel(nn.Module):
         return self.rel_proj(knowledge.relation_text) + self.rel_offset
 
     def encode_tokens(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        tokens = self.context(self.token_proj(batch.states), src_key_padding_mask=~batch.mask)
+        mask = batch.mask
+        if self.training and self.config.token_dropout > 0:
+            # word dropout: answers must not hinge on any one word of a phrasing
+            hide = torch.rand(mask.shape, device=mask.device) < self.config.token_dropout
+            hide[:, 0] = False
+            mask = mask & ~hide
+        tokens = self.context(self.token_proj(batch.states), src_key_padding_mask=~mask)
         return tokens, self.mention_head(tokens).squeeze(-1)
 
     def link_image(self, batch: Batch, knowledge: KnowledgeTensors
@@ -149,9 +161,12 @@ class QAModel(nn.Module):
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, batch: Batch, knowledge: KnowledgeTensors, propagator: Propagator,
-                image_topic_k: int = 5) -> Output:
+                image_topic_k: int = 5,
+                encoded: tuple[torch.Tensor, torch.Tensor] | None = None) -> Output:
+        """``encoded``: the result of :meth:`encode_tokens` for this batch, when the caller
+        already has it (answering links the question with the mention logits first)."""
         size = batch.size
-        tokens, mention_logits = self.encode_tokens(batch)
+        tokens, mention_logits = encoded if encoded is not None else self.encode_tokens(batch)
         relations = self.relations(knowledge)
         image_logits, image_nodes = self.link_image(batch, knowledge)
         topic_image = _image_topic(image_logits, image_nodes, batch.image_present, image_topic_k)
@@ -173,18 +188,20 @@ class QAModel(nn.Module):
         gate = torch.where(has_text & ~has_image, torch.ones_like(gate), gate)
         gate = torch.where(~has_text, torch.zeros_like(gate), gate)
         start = _concat(_scale(batch.topic_text, gate), _scale(topic_image, 1.0 - gate))
-        relation_probs = self._hop_relations(fused, tokens, batch.mask, relations)
-        hop_probs = torch.softmax(self.hop_head(fused), dim=-1)
+        relation_probs, contexts = self._hop_relations(fused, tokens, batch.mask, relations)
+        stop = [self.stop_zero(fused)] + [self.stop_head(torch.cat([fused, c], dim=-1)) for c in contexts]
+        hop_probs = torch.softmax(torch.cat(stop, dim=-1), dim=-1)
         hops = propagator.run(start, relation_probs)
         scores = propagator.combine(hops, hop_probs, size)
         return Output(scores, relation_probs, hop_probs, hops, mention_logits, shares, gate,
                       image_logits, image_nodes)
 
     def _hop_relations(self, fused: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
-                       relations: torch.Tensor) -> list[torch.Tensor]:
+                       relations: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per hop: the relation distribution and the token context it was read from."""
         scale = 1.0 / math.sqrt(tokens.shape[-1])
         context = torch.zeros_like(fused)
-        probs = []
+        probs, contexts = [], []
         for t in range(self.config.max_hops):
             query = self.query_mix(torch.cat([fused, context], dim=-1)) + self.hop_query[t]
             attention = (tokens @ query.unsqueeze(-1)).squeeze(-1) * scale
@@ -192,7 +209,8 @@ class QAModel(nn.Module):
             context = (attention.unsqueeze(-1) * tokens).sum(1)
             logits = self.rel_match(context) @ relations.T * scale
             probs.append(torch.softmax(logits, dim=-1))
-        return probs
+            contexts.append(context)
+        return probs, contexts
 
 
 def _scale(sparse: Sparse, weight: torch.Tensor) -> Sparse:

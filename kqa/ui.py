@@ -293,7 +293,7 @@ def image_was_used(result: Any) -> bool:
 
 def text_topics(result: Any, keep: int = 3) -> list[dict[str, Any]]:
     """The topic entities linked from the question's words that the model used: the best
-    few, those scoring at least half the best (as :func:`kqa.train.topic_from_candidates`)."""
+    few, those scoring at least half the best (as :func:`kqa.training.topic_from_candidates`)."""
     topics = [t for t in list(_field(result, "topic") or [])[:keep]
               if float(_field(t, "score", 0.0) or 0.0) > 0]
     if not topics:
@@ -638,7 +638,7 @@ def train_summary(report: Any) -> str:
 
 def eval_rows(result: Any, temp_folder: str | Path | None = None) -> list[dict[str, Any]]:
     """Per question file (named without the upload folder) plus an ``all`` row, from a
-    :class:`kqa.train.EvalResult`."""
+    :class:`kqa.training.EvalResult`."""
     rows = []
     for group, metrics in sorted((_field(result, "per_group") or {}).items()):
         name = clean_message(str(group), temp_folder) if temp_folder else str(group)

@@ -421,8 +421,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         with flagskg.one_thread(torch):  # several times faster on a busy 2-core machine
             kqa.load_kg(paths["kb"], "films")
             kqa.build_index("films")
-            # (kqa.train is the submodule kqa.train once kqa.answer has been imported)
-            report = kqa.api.train("films", [paths["train"]], epochs=8, seed=0)
+            report = kqa.train("films", [paths["train"]], epochs=8, seed=0)
         yield {**paths, "home": home, "report": report}
     finally:
         if old is None:

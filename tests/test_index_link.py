@@ -111,16 +111,16 @@ def test_linking_with_and_without_brackets(films: dict[str, Path]) -> None:
     graph = kqa.open_kg("films").graph
     title = next(n for n in graph.node_names if n.count(" ") == 1 and n.split()[0] in films_kg.WORDS)
     for question in (f"who directed [{title}]", f"who directed {title}", f"who directed {title.lower()}?"):
-        result = kqa.link("films", question)
+        result = kqa.link_entities("films", question)
         assert result.candidates[0].name == title, question
         assert result.candidates[0].source == ("bracket" if "[" in question else "alias")
-    assert "[" not in kqa.link("films", f"who directed [{title}]").question
+    assert "[" not in kqa.link_entities("films", f"who directed [{title}]").question
 
 
 def test_fuzzy_linking_of_a_typo(films: dict[str, Path]) -> None:
     person = next(n for n in kqa.open_kg("films").graph.node_names if n.split()[0] in films_kg.FIRST)
     typo = person[:-2] + person[-1] + person[-2]  # swap the last two letters
-    result = kqa.link("films", f"what films did [{typo}] direct")
+    result = kqa.link_entities("films", f"what films did [{typo}] direct")
     assert result.candidates[0].name == person and result.candidates[0].source == "fuzzy"
 
 
@@ -165,7 +165,7 @@ def test_efficientnet_links_a_distorted_flag(flags: Path) -> None:
     kqa.build_index("flags", image_views=2)
     rng = np.random.default_rng(5)
     query = distort(Image.open(flags / "C.png"), rng, TEST_MIX.only("rotate"))
-    result = kqa.link("flags", "which country is this", image=query)
+    result = kqa.link_entities("flags", "which country is this", image=query)
     assert result.image_candidates[0].name == "Land C" and result.image_candidates[0].score > 0.5
 
 
