@@ -31,7 +31,7 @@ prepare: pack
 	$(KQA) train --kg countries --generated --if-missing
 
 app: prepare
-	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true \
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true --client.toolbarMode minimal \
 		--browser.gatherUsageStats false
 
 test: pack

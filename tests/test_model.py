@@ -164,3 +164,24 @@ def test_training_is_deterministic(home: dict[str, Path], tmp_path: Path) -> Non
         report = kqa.train("films", [home["train"]], out=tmp_path / f"m{i}", epochs=1, seed=3)
         runs.append(load_file(str(Path(report.model_dir) / "model.safetensors")))
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_fine_tune_on_a_new_kg(home: dict[str, Path], tmp_path: Path) -> None:
+    """--init starts from a trained model on a KG with other entities and relations."""
+    kb = tmp_path / "books.tsv"
+    rows = [(f"Book {i}", "written_by", f"Author {i % 5}") for i in range(20)]
+    rows += [(f"Book {i}", "published_in", str(1990 + i % 7)) for i in range(20)]
+    kb.write_text("".join(f"{s}\t{r}\t{o}\n" for s, r, o in rows), encoding="utf-8")
+    questions = tmp_path / "books.txt"
+    lines = [f"who wrote [Book {i}]\tAuthor {i % 5}" for i in range(20)]
+    lines += [f"when was [Book {i}] published\t{1990 + i % 7}" for i in range(20)]
+    questions.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    kqa.load_kg(kb, "books")
+    kqa.build_index("books", kinds=("entities", "relations"))
+    report = kqa.train("books", [questions], out=tmp_path / "books-model", init=home["model"], epochs=3)
+    meta = json.loads((Path(report.model_dir) / "config.json").read_text())
+    assert meta["init"] == str(home["model"]) and meta["kg"]["name"] == "books"
+    assert meta["model"]["num_slots"] == 4  # the new KG's relations, both directions
+    result = kqa.ask("books", "who wrote Book 7", model=report.model_dir)
+    assert result.answers and result.answers[0].name == "Author 2"
+    kqa.drop_kg("books")
