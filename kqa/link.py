@@ -208,7 +208,14 @@ class Linker:
         """Fuzzy string and embedding matches for phrases that are no exact alias."""
         from rapidfuzz import fuzz, process
 
-        phrases = [clean[s:e] for s, e in hints] or _content_phrases(clean)
+        # near misses are looked for only where no exact alias matched: a fuzzy "Book 1"
+        # must not compete with the exact "Book 7" the question names
+        exact = {span.key for span in spans}
+        covered = [(span.start, span.end) for span in spans]
+        regions = [(s, e) for s, e in hints] or _content_spans(clean)
+        phrases = [clean[s:e] for s, e in regions
+                   if alias_key(clean[s:e]) not in exact
+                   and not any(s < ce and e > cs for cs, ce in covered)]
         found: list[Candidate] = []
         for phrase in phrases[:12]:
             key = alias_key(phrase)
@@ -285,21 +292,23 @@ def _encoder_ref(identity: dict[str, Any]) -> str:
     return str(identity["name"])
 
 
-def _content_phrases(text: str) -> list[str]:
-    """Runs of capitalised or rare words: where an unmatched name most likely is."""
+def _content_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of runs of capitalised or rare words: where an unmatched name most
+    likely is."""
     from wordfreq import zipf_frequency
 
-    words = TOKEN.findall(text)
-    phrases, run = [], []
-    for i, word in enumerate(words):
+    spans: list[tuple[int, int]] = []
+    run: list[tuple[int, int]] = []
+    for i, match in enumerate(TOKEN.finditer(text)):
+        word = match.group()
         if (word[:1].isupper() and i > 0) or zipf_frequency(word, "en") < 3.5:
-            run.append(word)
+            run.append((match.start(), match.end()))
         elif run:
-            phrases.append(" ".join(run))
+            spans.append((run[0][0], run[-1][1]))
             run = []
     if run:
-        phrases.append(" ".join(run))
-    return phrases
+        spans.append((run[0][0], run[-1][1]))
+    return spans
 
 
 def _dedupe(candidates: list[Candidate]) -> list[Candidate]:

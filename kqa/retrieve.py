@@ -111,12 +111,18 @@ class Propagator:
 
     def combine(self, hops: list[Sparse], hop_probs: torch.Tensor, batch_size: int) -> torch.Tensor:
         """Dense [B, N] answer scores: the mixture of the hops' scores by the hop-count
-        probabilities (hop 0 answers "which entity is this?")."""
+        probabilities (hop 0 answers "which entity is this?"), over the hops that reached
+        something."""
         flat = torch.zeros(batch_size * self.num_nodes, dtype=hop_probs.dtype, device=self.device)
+        reached = torch.zeros_like(hop_probs, dtype=torch.bool)
         for t, hop in enumerate(hops):
             key = hop.batch * self.num_nodes + hop.node
             flat = flat.index_add(0, key, hop_probs[hop.batch, t] * hop.value)
-        return flat.view(batch_size, self.num_nodes)
+            reached[hop.batch, t] = True
+        # probability given to hop counts whose path leads nowhere is no evidence against the
+        # answers the other hops found: renormalise over the hop counts that reached a node
+        mass = (hop_probs * reached).sum(-1).clamp(min=1e-6)
+        return (flat.view(batch_size, self.num_nodes) / mass.unsqueeze(-1)).clamp(max=1.0)
 
     # -- evidence --------------------------------------------------------------------------
     def backtrack(self, hops: list[dict[int, float]], probs: list[np.ndarray], answer: int,

@@ -83,7 +83,7 @@ def test_tiny_model_learns(home: dict[str, Path]) -> None:
     result = kqa.evaluate("films", [home["test"]])
     graph = kqa.open_kg("films").graph
     assert result.hits1 >= 0.8, result.as_dict()  # chance is about 1 / graph.num_nodes
-    assert graph.num_nodes > 150
+    assert graph.num_nodes > 100
     linked = kqa.evaluate("films", [home["test"]], gold_topics=False)
     assert linked.hits1 >= 0.75, linked.as_dict()
 
@@ -178,7 +178,7 @@ def test_fine_tune_on_a_new_kg(home: dict[str, Path], tmp_path: Path) -> None:
     questions.write_text("\n".join(lines) + "\n", encoding="utf-8")
     kqa.load_kg(kb, "books")
     kqa.build_index("books", kinds=("entities", "relations"))
-    report = kqa.train("books", [questions], out=tmp_path / "books-model", init=home["model"], epochs=3)
+    report = kqa.train("books", [questions], out=tmp_path / "books-model", init=home["model"], epochs=8)
     meta = json.loads((Path(report.model_dir) / "config.json").read_text())
     assert meta["init"] == str(home["model"]) and meta["kg"]["name"] == "books"
     assert meta["model"]["num_slots"] == 4  # the new KG's relations, both directions
