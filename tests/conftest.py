@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -85,3 +86,51 @@ def metaqa() -> Path:
     if not (METAQA / "kb.txt").is_file():
         pytest.skip(f"MetaQA data not found at {METAQA} (../shared/data/metaqa beside the repo)")
     return METAQA
+
+
+@contextmanager
+def home_at(home: Path) -> Iterator[Path]:
+    """KQA_HOME set to ``home`` for a block (module- or session-scoped fixtures, where
+    monkeypatch is not available), restored afterwards."""
+    old = os.environ.get("KQA_HOME")
+    os.environ["KQA_HOME"] = str(home)
+    _reset_caches()
+    try:
+        yield home
+    finally:
+        if old is None:
+            os.environ.pop("KQA_HOME", None)
+        else:
+            os.environ["KQA_HOME"] = old
+        _reset_caches()
+
+
+@pytest.fixture(scope="session")
+def trained_films(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The synthetic films KG (tests/films_kg.py) with a model trained on its questions, in a
+    KQA_HOME of its own; trained once per test session (about ten seconds)."""
+    import torch
+
+    import films_kg
+    import kqa
+
+    home = tmp_path_factory.mktemp("films-home")
+    with home_at(home):
+        paths = films_kg.build(home / "data")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a model this small trains fastest on one thread
+        try:
+            kqa.load_kg(paths["kb"], "films")
+            kqa.build_index("films")
+            report = kqa.train("films", [paths["train"]], epochs=15, seed=0, patience=4)
+        finally:
+            torch.set_num_threads(threads)
+        yield {**paths, "home": home, "model": Path(report.model_dir), "report": report}
+
+
+@pytest.fixture
+def films_home(trained_films: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Use the trained films KQA_HOME in this test."""
+    monkeypatch.setenv("KQA_HOME", str(trained_films["home"]))
+    _reset_caches()
+    return trained_films

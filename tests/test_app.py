@@ -8,15 +8,12 @@ page), see ``app.py``.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 import kqa
@@ -25,9 +22,10 @@ import kqa.graph
 import kqa.store
 from kqa import ui
 from kqa.answer import Answer, AnswerResult
-from kqa.errors import KqaError, LoadError
+from kqa.errors import KqaError
 from kqa.plugins import get_plugins
-import films_kg
+
+from helpers import Throwaway
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app.py"
@@ -221,17 +219,6 @@ def test_kqa_error_is_its_message(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- Plugins page -------------------------------------------------------------------------------
 
 
-class Throwaway:
-    class Loader:
-        name = "throwaway"
-        extensions = (".throw",)
-
-        def parse(self, path, options):  # type: ignore[no-untyped-def]
-            raise LoadError(path, 7, "subject", "thrown away")
-
-    @kqa.hookimpl
-    def register_loaders(self, register):  # type: ignore[no-untyped-def]
-        register(self.Loader())
 
 
 class Exploding:
@@ -408,36 +395,10 @@ def test_ask_page_without_a_model_says_how_to_train() -> None:
 # -- a real tiny trained model (films KG), shared by the tests below -------------------------------
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The films KG and a model trained on its questions, in a KQA_HOME of their own."""
-    home = tmp_path_factory.mktemp("home")
-    old = os.environ.get("KQA_HOME")
-    os.environ["KQA_HOME"] = str(home)
-    kqa.store.dispose_engines()
-    kqa.graph.clear_memory()
-    try:
-        paths = films_kg.build(home / "data")
-        with flagskg.one_thread(torch):  # several times faster on a busy 2-core machine
-            kqa.load_kg(paths["kb"], "films")
-            kqa.build_index("films")
-            report = kqa.train("films", [paths["train"]], epochs=8, seed=0)
-        yield {**paths, "home": home, "report": report}
-    finally:
-        if old is None:
-            os.environ.pop("KQA_HOME", None)
-        else:
-            os.environ["KQA_HOME"] = old
-        kqa.store.dispose_engines()
-        kqa.graph.clear_memory()
-
-
 @pytest.fixture
-def films(trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.setenv("KQA_HOME", str(trained["home"]))
-    kqa.store.dispose_engines()
-    kqa.graph.clear_memory()
-    return trained
+def films(films_home: dict[str, Any]) -> dict[str, Any]:
+    """The films KG and a model trained on its questions (conftest's trained_films)."""
+    return films_home
 
 
 def a_directed_film(films: dict[str, Any]) -> tuple[str, str]:

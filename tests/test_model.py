@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -17,7 +15,6 @@ import kqa.store
 from kqa.cli import main
 from kqa.errors import ModelMismatchError
 from kqa.plugins import get_plugins
-import films_kg as tinykg
 
 pytestmark = pytest.mark.slow
 
@@ -46,35 +43,10 @@ def test_fusion_shapes_shares_and_gradients(name: str) -> None:
     assert sum(1 for p in trained if p.grad is not None and p.grad.abs().sum() > 0) >= len(trained) // 2
 
 
-# -- a trained tiny model, shared by the tests below -------------------------------------------
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    home = tmp_path_factory.mktemp("home")
-    old = os.environ.get("KQA_HOME")
-    os.environ["KQA_HOME"] = str(home)
-    kqa.store.dispose_engines()
-    kqa.graph.clear_memory()
-    try:
-        paths = tinykg.build(home / "data")
-        kqa.load_kg(paths["kb"], "films")
-        kqa.build_index("films")
-        report = kqa.train("films", [paths["train"]], epochs=15, seed=0, patience=4)
-        yield {**paths, "home": home, "model": Path(report.model_dir), "report": report}  # type: ignore[dict-item]
-    finally:
-        if old is None:
-            os.environ.pop("KQA_HOME", None)
-        else:
-            os.environ["KQA_HOME"] = old
-        kqa.store.dispose_engines()
-        kqa.graph.clear_memory()
-
-
+# -- a trained tiny model (conftest's trained_films), shared by the tests below ---------------
 @pytest.fixture
-def home(trained: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    monkeypatch.setenv("KQA_HOME", str(trained["home"]))
-    kqa.store.dispose_engines()
-    kqa.graph.clear_memory()
-    return trained
+def home(films_home: dict[str, Path]) -> dict[str, Path]:
+    return films_home
 
 
 def test_tiny_model_learns(home: dict[str, Path]) -> None:

@@ -17,6 +17,8 @@ from kqa.cli import main
 from kqa.errors import LoadError
 from kqa.plugins import Plugins, get_plugins, reset_plugins
 
+from helpers import Throwaway
+
 FIXTURE = Path(__file__).parent / "fixtures" / "kqa-plugin-example"
 BUILTIN_LOADERS = {"tsv", "csv", "pipe", "delimited"}
 
@@ -77,19 +79,6 @@ def test_allow_and_block_lists(with_example: Plugins, monkeypatch: pytest.Monkey
     assert set(get_plugins().loaders()) == {"shout"}
 
 
-class Throwaway:
-    """A plugin object registered directly on the manager, then unregistered."""
-
-    class Loader:
-        name = "throwaway"
-        extensions = (".throw",)
-
-        def parse(self, path, options):  # type: ignore[no-untyped-def]
-            raise LoadError(path, 7, "subject", "thrown away")
-
-    @kqa.hookimpl
-    def register_loaders(self, register):  # type: ignore[no-untyped-def]
-        register(self.Loader())
 
 
 def test_register_and_unregister_throwaway(tmp_path: Path) -> None:
