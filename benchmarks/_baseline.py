@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 import faiss
-import numpy as np
 
 from kqa.encode import get_encoder
 from kqa.graph import KGraph
