@@ -37,6 +37,12 @@ def timed() -> Iterator[list[float]]:
     box.append(time.perf_counter() - start)
 
 
+def progress_line(key: str, value: Any) -> None:
+    """One figure as soon as it is measured (on stderr, so --json output stays clean): long
+    benchmarks should not hold everything back until the end."""
+    print(f"  {key}: {value}", file=sys.stderr, flush=True)
+
+
 def report(title: str, rows: list[tuple[str, Any]], as_json: bool, extra: dict[str, Any] | None = None) -> None:
     if as_json:
         print(json.dumps({"benchmark": title, **{k: v for k, v in rows}, **(extra or {})}, indent=2, default=str))
@@ -46,3 +52,11 @@ def report(title: str, rows: list[tuple[str, Any]], as_json: bool, extra: dict[s
     for key, value in rows:
         shown = f"{value:,.3f}" if isinstance(value, float) else (f"{value:,}" if isinstance(value, int) else value)
         print(f"{key:<{width}}  {shown}")
+
+
+class Rows(list):  # type: ignore[type-arg]
+    """Report rows that are also printed as they are added."""
+
+    def append(self, row: tuple[str, Any]) -> None:  # type: ignore[override]
+        progress_line(*row)
+        super().append(row)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, peak_rss_mb, report  # noqa: E402
+from _common import Rows, REPO, peak_rss_mb, report  # noqa: E402
 
 KINDS = {"identity": "which country", "image:capital": "capital", "image:region": "region",
          "image:subregion": "subregion", "image:borders": "neighbours",
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--home", help="KQA_HOME to use (default: a fresh temporary one).")
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
-    rows: list[tuple[str, object]] = []
+    rows = Rows()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["KQA_HOME"] = args.home or tmp
         import kqa

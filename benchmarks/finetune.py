@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, report, require_metaqa  # noqa: E402
+from _common import Rows, REPO, report, require_metaqa  # noqa: E402
 
 
 def quick_source(metaqa: Path, folder: Path) -> Path:
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--home", help="KQA_HOME to use (default: a fresh temporary one).")
     args = parser.parse_args()
     metaqa = require_metaqa()
-    rows: list[tuple[str, object]] = []
+    rows = Rows()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["KQA_HOME"] = args.home or tmp
         import kqa

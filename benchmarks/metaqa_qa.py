@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import peak_rss_mb, report, require_metaqa  # noqa: E402
+from _common import Rows, peak_rss_mb, report, require_metaqa  # noqa: E402
 
 TARGETS = {"1-hop": 0.975, "2-hop": 0.995, "3-hop": 0.99}
 
@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--latency-questions", type=int, default=200)
     args = parser.parse_args()
     metaqa = require_metaqa()
-    rows: list[tuple[str, object]] = []
+    rows = Rows()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["KQA_HOME"] = args.home or str(Path(tmp) / "home")
         import kqa
