@@ -63,16 +63,24 @@ def build_knowledge(graph: KGraph, text: TextEncoder, image_ref: str | None,
     np.add.at(counts, (graph.src, graph.rel), 1.0)
     np.add.at(counts, (graph.dst, graph.rel + graph.num_relations), 1.0)
     node_slots = torch.from_numpy(np.log1p(counts) / np.maximum(np.log1p(counts).sum(1, keepdims=True), 1e-9))
-    bank = bank_node = None
+    knowledge = KnowledgeTensors(relation_text.to(device), node_text.to(device), node_slots.to(device))
     if image_ref is not None:
         images = open_index(graph.name, "images", image_ref)
         if images is not None:
             keep = images.targets >= 0
-            bank = torch.from_numpy(images.vectors[keep].astype(np.float32))
-            bank_node = torch.from_numpy(images.targets[keep])
-    return KnowledgeTensors(relation_text.to(device), node_text.to(device), node_slots.to(device),
-                            bank.to(device) if bank is not None else None,
-                            bank_node.to(device) if bank_node is not None else None)
+            knowledge.image_bank = torch.from_numpy(images.vectors[keep].astype(np.float32)).to(device)
+            knowledge.image_bank_node = torch.from_numpy(images.targets[keep]).to(device)
+            if images.regions is not None:
+                from kqa.index import row_targets
+
+                nodes = row_targets("images", images.region_keys, graph)
+                keep = nodes >= 0
+                from kqa.model import RegionPool
+
+                knowledge.image_bank_regions = RegionPool.prepare(
+                    torch.from_numpy(images.regions[keep]).to(device))
+                knowledge.image_bank_region_node = torch.from_numpy(nodes[keep]).to(device)
+    return knowledge
 
 
 def encode_images(examples: Sequence[Example], encoder: Encoder, progress: Progress | None = None) -> None:
@@ -87,11 +95,13 @@ def encode_images(examples: Sequence[Example], encoder: Encoder, progress: Progr
     size = encoder.batch_size
     for start in range(0, len(keys), size):
         chunk = keys[start:start + size]
-        vectors = encoder.encode_batch([groups[k][0].image for k in chunk])
-        for key, vector in zip(chunk, vectors):
-            feature = torch.from_numpy(vector).to(torch.float16)
+        vectors, regions = encoder.encode_with_regions([groups[k][0].image for k in chunk])
+        for row, key in enumerate(chunk):
+            feature = torch.from_numpy(vectors[row]).to(torch.float16)
+            local = torch.from_numpy(regions[row]) if regions is not None else None
             for e in groups[key]:
                 e.image_feature = feature
+                e.image_regions = local
         if progress:
             progress("images", min(start + size, len(keys)), len(keys))
 
@@ -226,6 +236,27 @@ class Answerer:
         _tokens, logits = self.model.encode_tokens(batch)
         return states.offsets[0], torch.sigmoid(logits[0]).tolist()
 
+    @torch.no_grad()
+    def image_candidates(self, image: Any, top_k: int = 5) -> list[Candidate]:
+        """Entities shown in an image, by the model's learned image matching (better than
+        raw nearest neighbours under real photo conditions); [] without an image head."""
+        if self.image is None or self.knowledge.image_bank is None:
+            return []
+        example = Example("which entity is shown", [], [])
+        states = self.text.encode_tokens([example.text])  # type: ignore[attr-defined]
+        example.states, example.pooled = states.states[0].to("cpu", torch.float16), states.pooled[0].to("cpu")
+        vectors, regions = self.image.encode_with_regions([image])
+        example.image_feature = torch.from_numpy(vectors[0])
+        example.image_regions = torch.from_numpy(regions[0]) if regions is not None else None
+        batch = collate([example], self.device, self.config.image_dim, self.config.region_dim)
+        logits, nodes = self.model.link_image(batch, self.knowledge)
+        if logits is None or nodes is None:
+            return []
+        probs = torch.softmax(logits[0], -1)[:-1]
+        top = probs.topk(min(top_k, probs.numel()))
+        return [Candidate(int(nodes[i]), self.graph.label(int(nodes[i])), float(v), "image")
+                for v, i in zip(top.values.tolist(), top.indices.tolist())]
+
     # -- asking ----------------------------------------------------------------------------
     @torch.no_grad()
     def ask(self, question: str, image: Any = None, top_k: int = 5) -> AnswerResult:
@@ -243,13 +274,16 @@ class Answerer:
                 if self.image is None:
                     raise KqaError("this model was trained without images: ask without an image, or "
                                    "train a model on questions with images")
-                example.image_feature = torch.from_numpy(self.image.encode_batch([image])[0])
-            batch = collate([example], self.device, self.config.image_dim)
+                vectors, regions = self.image.encode_with_regions([image])
+                example.image_feature = torch.from_numpy(vectors[0])
+                if regions is not None:
+                    example.image_regions = torch.from_numpy(regions[0])
+            batch = collate([example], self.device, self.config.image_dim, self.config.region_dim)
             encoded = self.model.encode_tokens(batch)
             scorer = TokenMentionScorer(example.offsets, torch.sigmoid(encoded[1][0]).tolist())
             linked = self.linker.link(question, top_k=5, scorer=scorer)
             example.topic = topic_from_candidates(linked.candidates)
-            batch.topic_text = collate([example], self.device, self.config.image_dim).topic_text
+            batch.topic_text = collate([example], self.device, self.config.image_dim, self.config.region_dim).topic_text
             out = self.model(batch, self.knowledge, self.propagator, encoded=encoded)
         return self._result(clean, linked.candidates, out, top_k, time.perf_counter() - started,
                             image is not None)
@@ -318,13 +352,13 @@ class Answerer:
             chunk = examples[start:start + batch_size]
             if not gold_topics:
                 self._link_batch(chunk)
-            out = self.model(collate(chunk, self.device, self.config.image_dim), self.knowledge,
+            out = self.model(collate(chunk, self.device, self.config.image_dim, self.config.region_dim), self.knowledge,
                              self.propagator)
             pairs.extend(rank_metrics(out.scores, chunk))
         return summarise(pairs, examples)
 
     def _link_batch(self, chunk: Sequence[Example]) -> None:
-        batch = collate(chunk, self.device, self.config.image_dim)
+        batch = collate(chunk, self.device, self.config.image_dim, self.config.region_dim)
         _tokens, logits = self.model.encode_tokens(batch)
         probs = torch.sigmoid(logits).tolist()
         for row, e in enumerate(chunk):
@@ -423,7 +457,8 @@ def train_model(kg_name: str, questions: list[Question], out: Path, fusion: str 
         encode_images(examples, image, progress)
     encode_seconds = time.perf_counter() - started
     model_config = ModelConfig(num_slots=2 * graph.num_relations, text_dim=text.dim,
-                               image_dim=image.dim if image else 0, hidden=hidden,
+                               image_dim=image.dim if image else 0,
+                               region_dim=image.region_dim if image else 0, hidden=hidden,
                                max_hops=max_hops, fusion=fusion)
     model = build_model(model_config)
     if init is not None:

@@ -124,8 +124,24 @@ def link_entities(kg_name: str, question: str, image: Any = None, model: str | P
     linker = get_linker(KG(kg_name).name)
     result = linker.link(question, top_k, mention_scorer(kg_name, model))
     if image is not None:
-        result.image_candidates = linker.link_image(image, top_k)
+        result.image_candidates = image_candidates(kg_name, image, model, top_k)
     return result
+
+
+def image_candidates(kg_name: str, image: Any, model: str | Path | None = None, top_k: int = 5) -> list[Any]:
+    """Entities shown in an image: by a trained model's image matching when the KG has a
+    model with images, else by nearest neighbours in the image index."""
+    from kqa.answer import load_answerer
+    from kqa.images import open_image
+    from kqa.link import get_linker
+
+    picture = open_image(image)
+    folder = resolve_model(kg_name, model)
+    if (folder / "config.json").is_file():
+        found = load_answerer(kg_name, folder).image_candidates(picture, top_k)
+        if found:
+            return found
+    return get_linker(kg_name).link_image(picture, top_k)
 
 
 def resolve_model(kg_name: str, model: str | Path | None) -> Path:

@@ -228,7 +228,7 @@ def link_cmd(
         for q in read_questions(questions):
             result = linker.link(q.text, top_k, scorer)
             if q.image is not None:
-                result.image_candidates = linker.link_image(q.image, top_k)
+                result.image_candidates = api.image_candidates(kg, q.image, model, top_k)
             results.append(result)
         if as_json:
             emit_json([r.as_dict() for r in results])
@@ -239,7 +239,7 @@ def link_cmd(
         return
     result = linker.link(question or "", top_k, scorer)
     if image is not None:
-        result.image_candidates = linker.link_image(image, top_k)
+        result.image_candidates = api.image_candidates(kg, image, model, top_k)
     if as_json:
         emit_json(result.as_dict())
         return

@@ -64,9 +64,18 @@ class Encoder(ABC):
         """What indexes and models record, and check before reuse."""
         return {"name": self.name, "version": self.version, "modality": self.modality, "dim": self.dim}
 
+    #: image encoders that can also return a grid of local features (the answer model learns
+    #: to pool them, attending to the entity rather than the scene around it) set this > 0
+    region_dim: int = 0
+
     @abstractmethod
     def encode_batch(self, items: Sequence[Any]) -> np.ndarray:
         """One batch → [len(items), dim] float32, L2-normalised."""
+
+    def encode_with_regions(self, items: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
+        """One batch → (global vectors, [B, P, region_dim] float16 local features or None),
+        from a single forward pass where the encoder supports regions."""
+        return self.encode_batch(items), None
 
     def encode(self, items: Sequence[Any], batch_size: int | None = None,
                progress: Progress | None = None, stage: str = "encode") -> np.ndarray:
