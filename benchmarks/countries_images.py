@@ -89,6 +89,9 @@ def main() -> None:
                                  f"{groups[kind]['hits@1'] * 100:.2f}"))
             rows.append((f"[{fusion}] text-only questions Hits@1 (n={text_n})",
                          f"{text_score * 100:.2f} ({'met' if text_score >= 0.98 else 'MISSED'} >= 98)"))
+            for kind in text_kinds:
+                if kind in groups:
+                    rows.append((f"[{fusion}]   {kind} (n={groups[kind]['n']})", f"{groups[kind]['hits@1'] * 100:.2f}"))
             confidences: dict[str, list[float]] = {"real": [], "none": []}
             pictures = [e for e in test if e.image is not None and e.group != "no entity"][:150]
             pictures += [e for e in test if e.group == "no entity"]

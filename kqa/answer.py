@@ -63,29 +63,22 @@ def build_knowledge(graph: KGraph, text: TextEncoder, image_ref: str | None,
     np.add.at(counts, (graph.src, graph.rel), 1.0)
     np.add.at(counts, (graph.dst, graph.rel + graph.num_relations), 1.0)
     node_slots = torch.from_numpy(np.log1p(counts) / np.maximum(np.log1p(counts).sum(1, keepdims=True), 1e-9))
-    knowledge = KnowledgeTensors(relation_text.to(device), node_text.to(device), node_slots.to(device))
+    bank = bank_node = None
     if image_ref is not None:
         images = open_index(graph.name, "images", image_ref)
         if images is not None:
             keep = images.targets >= 0
-            knowledge.image_bank = torch.from_numpy(images.vectors[keep].astype(np.float32)).to(device)
-            knowledge.image_bank_node = torch.from_numpy(images.targets[keep]).to(device)
-            if images.regions is not None:
-                from kqa.index import row_targets
-
-                nodes = row_targets("images", images.region_keys, graph)
-                keep = nodes >= 0
-                from kqa.model import RegionPool
-
-                knowledge.image_bank_regions = RegionPool.prepare(
-                    torch.from_numpy(images.regions[keep]).to(device))
-                knowledge.image_bank_region_node = torch.from_numpy(nodes[keep]).to(device)
-    return knowledge
+            bank = torch.from_numpy(images.vectors[keep].astype(np.float32))
+            bank_node = torch.from_numpy(images.targets[keep])
+    return KnowledgeTensors(relation_text.to(device), node_text.to(device), node_slots.to(device),
+                            bank.to(device) if bank is not None else None,
+                            bank_node.to(device) if bank_node is not None else None)
 
 
-def encode_images(examples: Sequence[Example], encoder: Encoder, progress: Progress | None = None) -> None:
+def encode_images(examples: Sequence[Example], encoder: Any, progress: Progress | None = None) -> None:
     """Image features for examples that carry an image (a path or a PIL image); each distinct
-    image is encoded once even when several questions share it."""
+    image is encoded once even when several questions share it. ``encoder``: an image
+    :class:`~kqa.encode.Encoder` or a :class:`~kqa.recognise.Recogniser` (same interface)."""
     groups: dict[Any, list[Example]] = {}
     for e in examples:
         if e.image is not None and e.image_feature is None:
@@ -95,13 +88,11 @@ def encode_images(examples: Sequence[Example], encoder: Encoder, progress: Progr
     size = encoder.batch_size
     for start in range(0, len(keys), size):
         chunk = keys[start:start + size]
-        vectors, regions = encoder.encode_with_regions([groups[k][0].image for k in chunk])
-        for row, key in enumerate(chunk):
-            feature = torch.from_numpy(vectors[row]).to(torch.float16)
-            local = torch.from_numpy(regions[row]) if regions is not None else None
+        vectors = encoder.encode_batch([groups[k][0].image for k in chunk])
+        for key, vector in zip(chunk, vectors):
+            feature = torch.from_numpy(vector).to(torch.float16)
             for e in groups[key]:
                 e.image_feature = feature
-                e.image_regions = local
         if progress:
             progress("images", min(start + size, len(keys)), len(keys))
 
@@ -202,10 +193,18 @@ class Answerer:
             self.image = get_encoder(image_meta["ref"], "image")
             _check_encoder(self.image, image_meta, self.folder)
         self.config = ModelConfig(**self.meta["model"])
-        self.model = build_model(self.config)
+        self.model = build_model(self.config, self.image)
         state = load_file(str(self.folder / "model.safetensors"), device="cpu")
         self.model.load_state_dict(state)
         self.model.to(self.device).eval()
+        # what turns a picture into the model's image feature: its recogniser, or the encoder
+        self.image_features: Any = self.image
+        if self.model.recogniser is not None:
+            from kqa.recognise import recogniser_rows
+
+            keys = self.meta.get("recogniser", {}).get("entities", [])
+            self.model.recogniser.entity_nodes.copy_(recogniser_rows(self.graph, keys).to(self.device))
+            self.image_features = self.model.recogniser
         self.propagator = Propagator(self.graph, self.meta.get("hub_degree"), self.device)
         self.knowledge = build_knowledge(self.graph, self.text,  # type: ignore[arg-type]
                                          image_meta["ref"] if image_meta else None, self.device)
@@ -238,17 +237,17 @@ class Answerer:
 
     @torch.no_grad()
     def image_candidates(self, image: Any, top_k: int = 5) -> list[Candidate]:
-        """Entities shown in an image, by the model's learned image matching (better than
-        raw nearest neighbours under real photo conditions); [] without an image head."""
-        if self.image is None or self.knowledge.image_bank is None:
+        """Entities shown in a picture, by the model's learned image matching (far better
+        than raw nearest neighbours on real photos); [] for a model without images."""
+        if self.image_features is None:
             return []
-        example = Example("which entity is shown", [], [])
-        states = self.text.encode_tokens([example.text])  # type: ignore[attr-defined]
-        example.states, example.pooled = states.states[0].to("cpu", torch.float16), states.pooled[0].to("cpu")
-        vectors, regions = self.image.encode_with_regions([image])
-        example.image_feature = torch.from_numpy(vectors[0])
-        example.image_regions = torch.from_numpy(regions[0]) if regions is not None else None
-        batch = collate([example], self.device, self.config.image_dim, self.config.region_dim)
+        example = Example("", [], [])
+        example.image_feature = torch.from_numpy(self.image_features.encode_batch([image])[0])
+        batch = Batch(torch.zeros(1, 1, self.config.text_dim, device=self.device),
+                      torch.ones(1, 1, dtype=torch.bool, device=self.device),
+                      torch.zeros(1, self.config.text_dim, device=self.device), Sparse.empty(self.device),
+                      example.image_feature.float().unsqueeze(0).to(self.device),
+                      torch.ones(1, dtype=torch.bool, device=self.device))
         logits, nodes = self.model.link_image(batch, self.knowledge)
         if logits is None or nodes is None:
             return []
@@ -274,16 +273,13 @@ class Answerer:
                 if self.image is None:
                     raise KqaError("this model was trained without images: ask without an image, or "
                                    "train a model on questions with images")
-                vectors, regions = self.image.encode_with_regions([image])
-                example.image_feature = torch.from_numpy(vectors[0])
-                if regions is not None:
-                    example.image_regions = torch.from_numpy(regions[0])
-            batch = collate([example], self.device, self.config.image_dim, self.config.region_dim)
+                example.image_feature = torch.from_numpy(self.image_features.encode_batch([image])[0])
+            batch = collate([example], self.device, self.config.image_dim)
             encoded = self.model.encode_tokens(batch)
             scorer = TokenMentionScorer(example.offsets, torch.sigmoid(encoded[1][0]).tolist())
             linked = self.linker.link(question, top_k=5, scorer=scorer)
             example.topic = topic_from_candidates(linked.candidates)
-            batch.topic_text = collate([example], self.device, self.config.image_dim, self.config.region_dim).topic_text
+            batch.topic_text = collate([example], self.device, self.config.image_dim).topic_text
             out = self.model(batch, self.knowledge, self.propagator, encoded=encoded)
         return self._result(clean, linked.candidates, out, top_k, time.perf_counter() - started,
                             image is not None)
@@ -352,13 +348,13 @@ class Answerer:
             chunk = examples[start:start + batch_size]
             if not gold_topics:
                 self._link_batch(chunk)
-            out = self.model(collate(chunk, self.device, self.config.image_dim, self.config.region_dim), self.knowledge,
+            out = self.model(collate(chunk, self.device, self.config.image_dim), self.knowledge,
                              self.propagator)
             pairs.extend(rank_metrics(out.scores, chunk))
         return summarise(pairs, examples)
 
     def _link_batch(self, chunk: Sequence[Example]) -> None:
-        batch = collate(chunk, self.device, self.config.image_dim, self.config.region_dim)
+        batch = collate(chunk, self.device, self.config.image_dim)
         _tokens, logits = self.model.encode_tokens(batch)
         probs = torch.sigmoid(logits).tolist()
         for row, e in enumerate(chunk):
@@ -375,14 +371,26 @@ def _check_encoder(encoder: Encoder, recorded: dict[str, Any], folder: Path) -> 
                 f"{encoder.name} {encoder.version} ({encoder.dim}-d) is installed; retrain the model")
 
 
-def build_model(config: ModelConfig) -> QAModel:
+def build_model(config: ModelConfig, image: Encoder | None = None, recogniser: Any = None) -> QAModel:
+    """The module for ``config``; a model with a recogniser takes a trained one, or builds an
+    untrained one (to load weights into) from its image encoder, whose network it copies."""
     from kqa.plugins import get_plugins
 
     dims = {"text": config.text_dim, "kg": config.text_dim + config.hidden}
     if config.image_dim:
         dims["image"] = config.image_dim
     fusion = get_plugins().fusion(config.fusion).factory(dims, config.hidden)
-    return QAModel(config, fusion)
+    if config.recognise and recogniser is None:
+        from kqa.recognise import RecogniseConfig, build_recogniser
+
+        if image is None:
+            raise KqaError("this model recognises entities in images: its image encoder is needed")
+        recogniser = build_recogniser(image, config.recognise_entities,
+                                      RecogniseConfig(size=config.recognise_size, dim=config.image_dim))
+        if recogniser is None:
+            raise ModelMismatchError(f"image encoder {image.name} cannot be fine-tuned, but this model's "
+                                     f"recogniser was; retrain the model")
+    return QAModel(config, fusion, recogniser)
 
 
 _answerers: dict[tuple[str, str, float], Answerer] = {}
@@ -429,8 +437,14 @@ def train_model(kg_name: str, questions: list[Question], out: Path, fusion: str 
                 text_encoder: str | None = None, image_encoder: str | None = None,
                 hidden: int = 256, max_hops: int = 3, progress: Progress | None = None,
                 log: Callable[[dict[str, Any]], None] | None = None,
-                extra_examples: list[Example] | None = None) -> TrainReport:
-    """Train (or fine-tune, with ``init``) a model for a KG and save it to ``out``."""
+                extra_examples: list[Example] | None = None,
+                recognise: dict[str, Any] | bool = True) -> TrainReport:
+    """Train (or fine-tune, with ``init``) a model for a KG and save it to ``out``.
+
+    With pictures in the training questions and an image encoder that can be fine-tuned, a
+    recogniser of the KG's entity images is trained first (:mod:`kqa.recognise`;
+    ``recognise``: its :class:`~kqa.recognise.RecogniseConfig` fields, or False for none);
+    the answer model then reads its embeddings as the image feature."""
     config = config or TrainConfig()
     seed_everything(config.seed)
     started = time.perf_counter()
@@ -452,15 +466,27 @@ def train_model(kg_name: str, questions: list[Question], out: Path, fusion: str 
     uses_images = any(e.image is not None for e in examples) or (
         image_encoder is not None and bool(graph.images))
     image = get_encoder(image_encoder, "image") if uses_images else None
+    recognised = None
+    if image is not None and recognise is not False:
+        from kqa.recognise import RecogniseConfig, train_recogniser
+
+        options = recognise if isinstance(recognise, dict) else {}
+        recognised = train_recogniser(graph, image, RecogniseConfig(**{"seed": config.seed, **options}),
+                                      progress, log)
+    recogniser = recognised[0] if recognised else None
     encode_examples(examples, text, progress=progress)  # type: ignore[arg-type]
     if image is not None:
-        encode_images(examples, image, progress)
+        encode_images(examples, recogniser or image, progress)
     encode_seconds = time.perf_counter() - started
     model_config = ModelConfig(num_slots=2 * graph.num_relations, text_dim=text.dim,
-                               image_dim=image.dim if image else 0,
-                               region_dim=image.region_dim if image else 0, hidden=hidden,
-                               max_hops=max_hops, fusion=fusion)
-    model = build_model(model_config)
+                               image_dim=(recogniser.dim if recogniser else image.dim if image else 0),
+                               hidden=hidden, max_hops=max_hops, fusion=fusion,
+                               recognise=recogniser is not None,
+                               recognise_size=recogniser.tower.size if recogniser else 0,
+                               recognise_entities=len(recognised[1]) if recognised else 0)
+    model = build_model(model_config, image, recogniser)
+    if recogniser is not None:  # trained already; the answer model learns to use it
+        recogniser.requires_grad_(False)
     if init is not None:
         _load_init(model, Path(init), init_meta, model_config)  # type: ignore[arg-type]
     model.to(device)
@@ -489,6 +515,12 @@ def train_model(kg_name: str, questions: list[Question], out: Path, fusion: str 
         "data": {"examples": len(examples), "train": len(train), "validation": len(val), **stats},
         "metrics": {"val_hits@1": summary["best_val_hits@1"]},
     }
+    if recognised:
+        _rec, nodes, rec_report = recognised
+        meta["recogniser"] = {"entities": [graph.node_keys[n] for n in nodes],
+                              "views": rec_report.views, "seconds": rec_report.seconds,
+                              "val_accuracy": rec_report.val_accuracy, "history": rec_report.history}
+        meta["metrics"]["recognition_val_accuracy"] = rec_report.val_accuracy
     write_json(out / "config.json", meta)
     write_json(out / "history.json", trainer.history)
     if trainer.history:
@@ -506,7 +538,8 @@ def _load_init(model: QAModel, init: Path, meta: dict[str, Any], config: ModelCo
         raise NotFoundError(f"no model weights at {init}")
     state = load_file(str(init / "model.safetensors"), device="cpu")
     own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape and k != "rel_offset"}
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape and k != "rel_offset"
+              and not k.startswith("recogniser.")}  # a recogniser knows its own KG's entities only
     model.load_state_dict(usable, strict=False)
 
 
@@ -515,8 +548,8 @@ def evaluate_model(kg_name: str, folder: Path, questions: list[Question], gold_t
     answerer = load_answerer(kg_name, folder)
     examples, _stats = make_examples(questions, answerer.graph, answerer.linker, gold_topics=gold_topics)
     encode_examples(examples, answerer.text, progress=progress)  # type: ignore[arg-type]
-    if answerer.image is not None:
-        encode_images(examples, answerer.image, progress)
+    if answerer.image_features is not None:
+        encode_images(examples, answerer.image_features, progress)
     lost = len(questions) - len(examples)
     result = answerer.evaluate(examples, gold_topics)
     if lost:  # questions whose answers are not in the KG count as misses

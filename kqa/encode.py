@@ -64,18 +64,15 @@ class Encoder(ABC):
         """What indexes and models record, and check before reuse."""
         return {"name": self.name, "version": self.version, "modality": self.modality, "dim": self.dim}
 
-    #: image encoders that can also return a grid of local features (the answer model learns
-    #: to pool them, attending to the entity rather than the scene around it) set this > 0
-    region_dim: int = 0
-
     @abstractmethod
     def encode_batch(self, items: Sequence[Any]) -> np.ndarray:
         """One batch → [len(items), dim] float32, L2-normalised."""
 
-    def encode_with_regions(self, items: Sequence[Any]) -> tuple[np.ndarray, np.ndarray | None]:
-        """One batch → (global vectors, [B, P, region_dim] float16 local features or None),
-        from a single forward pass where the encoder supports regions."""
-        return self.encode_batch(items), None
+    def tower(self, size: int) -> "ImageTower | None":
+        """A trainable copy of an image encoder's network at ``size``×``size`` inputs, for
+        fine-tuning on a KG's entity images (:mod:`kqa.recognise`); None where the encoder
+        cannot be fine-tuned (its frozen vectors are used instead)."""
+        return None
 
     def encode(self, items: Sequence[Any], batch_size: int | None = None,
                progress: Progress | None = None, stage: str = "encode") -> np.ndarray:
@@ -87,6 +84,38 @@ class Encoder(ABC):
             if progress:
                 progress(stage, min(start + size, len(items)), len(items))
         return out
+
+
+class ImageTower(torch.nn.Module):
+    """Pixels → features, trainable (see :meth:`Encoder.tower`).
+
+    Images are kept as ``uint8`` [3, size, size] tensors (:meth:`load`, a quarter of the
+    memory of floats: a recogniser trains on thousands of them); :meth:`prepare` turns a batch
+    of those into what the network expects. Subclasses set ``dim`` and implement
+    :meth:`prepare` and :meth:`forward`.
+    """
+
+    dim: int
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def load(self, image: Any) -> torch.Tensor:
+        """[3, size, size] uint8 RGB for one image (path, bytes or PIL image), squashed."""
+        from PIL import Image
+
+        from kqa.images import open_image
+
+        rgb = open_image(image).resize((self.size, self.size), Image.BILINEAR)
+        return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, S, S] uint8 → the network's float input."""
+        raise NotImplementedError
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:  # prepared [B, 3, S, S] → [B, dim]
+        raise NotImplementedError
 
 
 class TextEncoder(Encoder):

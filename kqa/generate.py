@@ -18,6 +18,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from kqa.graph import ENTITY, KGraph, load_graph
+from kqa.recognise import lookalikes
 from kqa.store import Store
 from kqa.training import Example
 
@@ -87,6 +88,8 @@ class Generator:
             self.objects.setdefault((o, r + count), []).append(s)
         self.slot_of = {k: i for i, k in enumerate(graph.relation_keys)}
         self.views: dict[int, list[Any]] = {}
+        # entities whose pictures look the same: a question about such a picture is about any
+        self.same = lookalikes(graph) if graph.images else {}
 
     # -- phrasing --------------------------------------------------------------------------
     def _choice(self, options: list[str]) -> str:
@@ -165,11 +168,31 @@ class Generator:
             s1, s2 = self.slot_of.get(first), self.slot_of.get(second)
             if s1 is None or s2 is None:
                 continue
-            middle = self.objects.get((node, s1), [])
-            answers = sorted({a for m in middle for a in self.objects.get((m, s2), []) if a != node})
+            answers = self.answers(node, f"{first}>{second}")
             if answers:
                 template = self.ask_template(s2).replace("{x}", self.noun_template(s1))
                 yield f"{first}>{second}", answers, template, ""
+
+    def answers(self, node: int, kind: str) -> list[int]:
+        """The answers to a question of ``kind`` (``rel``, ``~rel`` or ``first>second``)."""
+        count = self.graph.num_relations
+
+        def slot(name: str) -> int | None:
+            inverse = name.startswith("~")
+            found = self.slot_of.get(name.lstrip("~"))
+            return None if found is None else found + (count if inverse else 0)
+
+        first, _, second = kind.partition(">")
+        s1 = slot(first)
+        if s1 is None:
+            return []
+        if not second:
+            return sorted(set(self.objects.get((node, s1), [])))
+        s2 = slot(second)
+        if s2 is None:
+            return []
+        middle = self.objects.get((node, s1), [])
+        return sorted({a for m in middle for a in self.objects.get((m, s2), []) if a != node})
 
     def _has_inverse_template(self, slot: int) -> bool:
         return self.graph.relation_keys[slot - self.graph.num_relations] in self.t.inverse
@@ -184,7 +207,7 @@ class Generator:
                 kind = self._type(node)
                 options = pick(self.t.identity.get(kind, GENERIC_IDENTITY), cfg.split)
                 for _ in range(cfg.identity_per_entity):
-                    out.append(Example(self._choice(options).format(type=kind), [node], [],
+                    out.append(Example(self._choice(options).format(type=kind), list(self.same.get(node, [node])), [],
                                        image=self.picture(node), image_entity=node, group="identity"))
             for kind_name, answers, template, _ in self.paths(node):
                 for _ in range(cfg.per_path):
@@ -203,6 +226,8 @@ class Generator:
     def _ask(self, node: int, kind: str, answers: list[int], template: str, shown: bool) -> Example:
         if shown:
             text = template.replace("{x}", self.shown_phrase(node))
+            for other in self.same.get(node, [node])[1:]:  # a picture that several entities share
+                answers = answers + self.answers(other, kind)
             return Example(text, sorted(set(answers)), [], image=self.picture(node),
                            image_entity=node, group=f"image:{kind}")
         name = self._name(node)

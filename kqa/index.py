@@ -73,10 +73,6 @@ class VectorIndex:
     keys: list[str]
     vectors: np.ndarray  # float16 [rows, dim], kept for incremental updates and training
     targets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    # images only, for encoders with local features: [images, P, region_dim] float16 of each
-    # entity image as given (view 0), keyed like the rows
-    regions: np.ndarray | None = None
-    region_keys: list[str] = field(default_factory=list)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, row ids) of the ``k`` nearest rows per query (inner product = cosine)."""
@@ -129,7 +125,7 @@ def image_rows(graph: KGraph, views: int) -> tuple[list[str], list[tuple[str, in
     return keys, items
 
 
-def row_targets(kind: str, keys: list[str], graph: KGraph) -> np.ndarray:
+def _row_targets(kind: str, keys: list[str], graph: KGraph) -> np.ndarray:
     if kind == "relations":
         count = graph.num_relations
         slot = {k: i for i, k in enumerate(graph.relation_keys)}
@@ -144,14 +140,8 @@ def index_dir(kg_name: str, kind: str) -> Path:
     return kg_dir(kg_name) / "indexes" / kind
 
 
-def _save(folder: Path, manifest: IndexManifest, index: Any, keys: list[str], vectors: np.ndarray,
-          regions: np.ndarray | None = None, region_keys: list[str] | None = None) -> None:
+def _save(folder: Path, manifest: IndexManifest, index: Any, keys: list[str], vectors: np.ndarray) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in ("regions.npy", "region_keys.json"):
-        (folder / stale).unlink(missing_ok=True)
-    if regions is not None and region_keys:
-        np.save(folder / "regions.npy", regions.astype(np.float16), allow_pickle=False)
-        (folder / "region_keys.json").write_text(json.dumps(region_keys, ensure_ascii=False), encoding="utf-8")
     tmp = folder / "index.faiss.tmp"
     faiss.write_index(index, str(tmp))
     manifest.checksum = sha256_file(tmp)
@@ -184,17 +174,7 @@ def read_index(kg_name: str, kind: str) -> tuple[VectorIndex | None, str]:
         return None, f"unreadable index files ({exc})"
     if not (len(keys) == manifest.rows == index.ntotal == len(vectors)):
         return None, "row counts disagree between index, keys and vectors"
-    regions, region_keys = None, []
-    if (folder / "regions.npy").is_file():
-        try:
-            regions = np.load(folder / "regions.npy", allow_pickle=False)
-            region_keys = json.loads((folder / "region_keys.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            return None, f"unreadable region features ({exc})"
-        if len(region_keys) != len(regions):
-            return None, "region features and their keys disagree"
-    return VectorIndex(kind, manifest, _maybe_gpu(index), keys, vectors, regions=regions,
-                       region_keys=region_keys), ""
+    return VectorIndex(kind, manifest, _maybe_gpu(index), keys, vectors), ""
 
 
 def _maybe_gpu(index: Any) -> Any:
@@ -230,17 +210,14 @@ def _cpu(index: Any) -> Any:
 
 
 # -- building ----------------------------------------------------------------------------------
-def _encode_items(kind: str, encoder: Encoder, items: list[Any], progress: Progress | None
-                  ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """Vectors for the rows, and (images with local features) the regions of view-0 rows."""
+def _encode_items(kind: str, encoder: Encoder, items: list[Any], progress: Progress | None) -> np.ndarray:
     if kind != "images":
-        return encoder.encode(items, progress=progress, stage=kind), {}
+        return encoder.encode(items, progress=progress, stage=kind)
     from kqa.augment import TRAIN_MIX, backgrounds, distort
     from kqa.images import open_image
 
     pool = backgrounds("train")
     out = np.zeros((len(items), encoder.dim), dtype=np.float32)
-    regions: dict[int, np.ndarray] = {}
     batch = encoder.batch_size
     for start in range(0, len(items), batch):
         images = []
@@ -252,15 +229,10 @@ def _encode_items(kind: str, encoder: Encoder, items: list[Any], progress: Progr
                 seed = int(hashlib.sha1(f"{Path(path).name}#{view}".encode()).hexdigest()[:8], 16)
                 image = distort(image, np.random.default_rng(seed), TRAIN_MIX, pool)
             images.append(image)
-        vectors, local = encoder.encode_with_regions(images)
-        out[start:start + len(images)] = vectors
-        if local is not None:
-            for offset, (_path, view) in enumerate(items[start:start + batch]):
-                if view == 0:
-                    regions[start + offset] = local[offset]
+        out[start:start + len(images)] = encoder.encode_batch(images)
         if progress:
             progress(kind, min(start + batch, len(items)), len(items))
-    return out, regions
+    return out
 
 
 def build_index(kg_name: str, kind: str, encoder_ref: str | None = None, index_type: str = "auto",
@@ -296,7 +268,7 @@ def build_index(kg_name: str, kind: str, encoder_ref: str | None = None, index_t
         known = set(old_keys)
         new = [i for i, k in enumerate(keys) if k not in known]
         enc_start = time.perf_counter()
-        vectors, new_regions = _encode_items(kind, encoder, [items[i] for i in new], progress)
+        vectors = _encode_items(kind, encoder, [items[i] for i in new], progress)
         encode_seconds = time.perf_counter() - enc_start
         index = _cpu(existing.index)
         index.add(vectors)
@@ -304,23 +276,17 @@ def build_index(kg_name: str, kind: str, encoder_ref: str | None = None, index_t
         all_vectors = np.concatenate([existing.vectors.astype(np.float16), vectors.astype(np.float16)])
         manifest = existing.manifest
         manifest.rows, manifest.kg_version = len(all_keys), graph.version
-        region_keys = existing.region_keys + [keys[new[j]] for j in sorted(new_regions)]
-        parts = ([existing.regions] if existing.regions is not None else []) + \
-            [new_regions[j][None] for j in sorted(new_regions)]
-        regions = np.concatenate(parts) if parts else None
-        _save(index_dir(kg_name, kind), manifest, index, all_keys, all_vectors, regions, region_keys)
+        _save(index_dir(kg_name, kind), manifest, index, all_keys, all_vectors)
         return BuildReport(kind, "updated", len(all_keys), len(new), manifest.index_type,
                            time.perf_counter() - started, encode_seconds)
     enc_start = time.perf_counter()
-    vectors, local = _encode_items(kind, encoder, items, progress)
+    vectors = _encode_items(kind, encoder, items, progress)
     encode_seconds = time.perf_counter() - enc_start
     index, chosen = new_faiss_index(encoder.dim, len(keys), index_type)
     index.add(vectors)
     manifest = IndexManifest(kind, encoder.identity, encoder.dim, len(keys), graph.version, chosen, "",
                              image_views if kind == "images" else 0)
-    order = sorted(local)
-    _save(index_dir(kg_name, kind), manifest, index, keys, vectors,
-          np.stack([local[i] for i in order]) if order else None, [keys[i] for i in order])
+    _save(index_dir(kg_name, kind), manifest, index, keys, vectors)
     _forget(kg_name, kind)
     return BuildReport(kind, "built", len(keys), len(keys), chosen, time.perf_counter() - started,
                        encode_seconds)
@@ -370,7 +336,7 @@ def open_index(kg_name: str, kind: str, encoder_ref: str | None = None,
         index, why = read_index(kg_name, kind)
         if index is None:
             raise KqaError(f"{kind} index of {kg_name!r} unusable after rebuilding: {why}")
-    index.targets = row_targets(kind, index.keys, graph)
+    index.targets = _row_targets(kind, index.keys, graph)
     with _open_lock:
         _open[cache_key] = index
     return index

@@ -37,7 +37,9 @@ class ModelConfig:
     heads: int = 4
     dropout: float = 0.1
     align_dim: int = 256
-    region_dim: int = 0  # > 0: the image encoder's local features are attention-pooled
+    recognise: bool = False  # the image feature is a KG-specific recogniser's embedding
+    recognise_size: int = 0  # its input side
+    recognise_entities: int = 0  # its rows
     layers: int = 2  # trainable transformer layers over the frozen encoder's token states
     token_dropout: float = 0.1  # training only: hide this share of the question's tokens
 
@@ -55,7 +57,6 @@ class Batch:
     topic_text: Sparse  # linked (or gold) topic entities from the text, weights sum ≤ 1
     image: torch.Tensor | None = None  # [B, image_dim]
     image_present: torch.Tensor | None = None  # [B] bool
-    image_regions: torch.Tensor | None = None  # [B, P, region_dim] local image features
 
     @property
     def size(self) -> int:
@@ -72,9 +73,6 @@ class KnowledgeTensors:
     node_slots: torch.Tensor  # [N, num_slots] normalised incident-relation counts
     image_bank: torch.Tensor | None = None  # [M, image_dim]
     image_bank_node: torch.Tensor | None = None  # [M]
-    image_bank_regions: torch.Tensor | None = None  # [M0, P, region_dim] entity images as given,
-    # prepared with RegionPool.prepare
-    image_bank_region_node: torch.Tensor | None = None  # [M0]
 
 
 @dataclass
@@ -92,7 +90,7 @@ class Output:
 
 
 class QAModel(nn.Module):
-    def __init__(self, config: ModelConfig, fusion: Fusion) -> None:
+    def __init__(self, config: ModelConfig, fusion: Fusion, recogniser: nn.Module | None = None) -> None:
         super().__init__()
         self.config = config
         d = config.hidden
@@ -113,11 +111,14 @@ class QAModel(nn.Module):
         self.stop_head = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, 1))
         self.gate_head = nn.Linear(d, 1)
         self.kg_rel = nn.Linear(d, d)
-        if config.image_dim:
+        # a trained kqa.recognise.Recogniser: image features are its embeddings and it names
+        # the entity shown; without one, a learned projection aligns raw encoder features
+        # with the KG's entity images
+        self.recogniser = recogniser
+        if config.image_dim and recogniser is None:
             self.image_align = nn.Sequential(nn.Linear(config.image_dim, config.align_dim), nn.GELU(),
                                              nn.Linear(config.align_dim, config.align_dim))
-            if config.region_dim:
-                self.region_pool = RegionPool(config.region_dim, config.align_dim)
+        if config.image_dim:
             self.log_inv_temperature = nn.Parameter(torch.tensor(math.log(20.0)))
             # "none of these": the logit a picture of no known entity should win with
             self.null_logit = nn.Parameter(torch.tensor(10.0))
@@ -140,34 +141,28 @@ class QAModel(nn.Module):
                    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Logits over the entities that have images (the best-matching view per entity),
         plus a last column for "no entity of this KG is shown"."""
+        if self.recogniser is not None:
+            return self._recognised(batch)
         if not self.config.image_dim or batch.image is None or knowledge.image_bank is None:
             return None, None
-        if (self.config.region_dim and batch.image_regions is not None
-                and knowledge.image_bank_regions is not None):
-            query = nn.functional.normalize(self.region_pool(batch.image_regions), dim=-1)
-            bank = nn.functional.normalize(self._pooled_bank(knowledge), dim=-1)
-            bank_node = knowledge.image_bank_region_node
-        else:
-            query = nn.functional.normalize(self.image_align(batch.image), dim=-1)
-            bank = nn.functional.normalize(self.image_align(knowledge.image_bank), dim=-1)
-            bank_node = knowledge.image_bank_node
+        query = nn.functional.normalize(self.image_align(batch.image), dim=-1)
+        bank = nn.functional.normalize(self.image_align(knowledge.image_bank), dim=-1)
         sims = query @ bank.T * self.log_inv_temperature.exp()  # [B, M]
-        nodes, row_entity = torch.unique(bank_node, return_inverse=True)
+        nodes, row_entity = torch.unique(knowledge.image_bank_node, return_inverse=True)
         per_entity = torch.full((sims.shape[0], len(nodes)), -1e4, dtype=sims.dtype, device=sims.device)
         per_entity = per_entity.scatter_reduce(1, row_entity.expand_as(sims), sims, "amax")
         null = self.null_logit.expand(sims.shape[0], 1)
         return torch.cat([per_entity, null], dim=1), nodes
 
-    def _pooled_bank(self, knowledge: KnowledgeTensors) -> torch.Tensor:
-        """The entity images pooled; computed once while answering (weights are fixed), every
-        batch while training (the pooling is learned)."""
-        if self.training or torch.is_grad_enabled():
-            self._bank_cache = None
-            return self.region_pool(knowledge.image_bank_regions, prepared=True)
-        cached = getattr(self, "_bank_cache", None)
-        if cached is None or cached[0] is not knowledge:
-            self._bank_cache = (knowledge, self.region_pool(knowledge.image_bank_regions, prepared=True))
-        return self._bank_cache[1]
+    def _recognised(self, batch: Batch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The recogniser's logits over its entities still in the KG, plus "none of these"."""
+        if batch.image is None:
+            return None, None
+        rec = self.recogniser
+        keep = rec.entity_nodes >= 0  # type: ignore[union-attr,operator]
+        logits = rec.logits(batch.image)[:, keep]  # type: ignore[union-attr,operator]
+        null = self.null_logit.expand(logits.shape[0], 1)
+        return torch.cat([logits, null], dim=1), rec.entity_nodes[keep]  # type: ignore[union-attr,index]
 
     def knowledge_feature(self, topic: Sparse, batch_size: int, knowledge: KnowledgeTensors,
                           relations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,30 +231,6 @@ class QAModel(nn.Module):
             probs.append(torch.softmax(logits, dim=-1))
             contexts.append(context)
         return probs, contexts
-
-
-class RegionPool(nn.Module):
-    """Attention pooling over a grid of local image features: learns where the entity is in
-    a scene, so a flag on a street matches the flag rather than the street. Positions are
-    normalised without parameters (no gradient work over the whole grid), scored by one
-    linear layer, and the projection is applied once to the weighted mean — cheap enough to
-    re-pool every entity image at every training step on a CPU."""
-
-    def __init__(self, in_dim: int, out_dim: int) -> None:
-        super().__init__()
-        self.score = nn.Linear(in_dim, 1)
-        self.value = nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
-
-    @staticmethod
-    @torch.no_grad()
-    def prepare(regions: torch.Tensor) -> torch.Tensor:
-        """The parameter-free part, done once for the fixed entity images."""
-        return nn.functional.normalize(regions.float(), dim=-1)
-
-    def forward(self, regions: torch.Tensor, prepared: bool = False) -> torch.Tensor:
-        x = regions if prepared else self.prepare(regions)
-        weights = torch.softmax(self.score(x).squeeze(-1) * 10.0, dim=-1)
-        return self.value(torch.einsum("bp,bpd->bd", weights, x))
 
 
 def _scale(sparse: Sparse, weight: torch.Tensor) -> Sparse:

@@ -49,7 +49,6 @@ class Example:
     offsets: list[tuple[int, int]] = field(default_factory=list)
     pooled: torch.Tensor | None = None  # [D]
     image_feature: torch.Tensor | None = None  # [image_dim]
-    image_regions: torch.Tensor | None = None  # [P, region_dim] half, when the encoder has them
 
 
 @dataclass
@@ -142,8 +141,7 @@ def mention_labels(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int
     return labels
 
 
-def collate(examples: Sequence[Example], device: torch.device, image_dim: int = 0,
-            region_dim: int = 0) -> Batch:
+def collate(examples: Sequence[Example], device: torch.device, image_dim: int = 0) -> Batch:
     size = len(examples)
     length = max(int(e.states.shape[0]) for e in examples)  # type: ignore[union-attr]
     dim = int(examples[0].states.shape[1])  # type: ignore[union-attr]
@@ -170,19 +168,10 @@ def collate(examples: Sequence[Example], device: torch.device, image_dim: int = 
             if e.image_feature is not None:
                 image[i] = e.image_feature.float()
                 image_present[i] = True
-    regions = None
-    if image_dim and region_dim:
-        shape = next((e.image_regions.shape for e in examples if e.image_regions is not None), None)
-        if shape is not None:
-            regions = torch.zeros(size, *shape)
-            for i, e in enumerate(examples):
-                if e.image_regions is not None:
-                    regions[i] = e.image_regions.float()
     batch = Batch(states.to(device), mask.to(device), pooled.to(device),
                   Sparse(topic.batch.to(device), topic.node.to(device), topic.value.to(device)),
                   image.to(device) if image is not None else None,
-                  image_present.to(device) if image_present is not None else None,
-                  regions.to(device) if regions is not None else None)
+                  image_present.to(device) if image_present is not None else None)
     return batch
 
 
@@ -319,7 +308,7 @@ class Trainer:
             hits = count = 0
             for start in range(0, len(order), cfg.batch_size):
                 chunk = order[start:start + cfg.batch_size]
-                batch = collate(chunk, self.device, image_dim, self.model.config.region_dim)
+                batch = collate(chunk, self.device, image_dim)
                 out = self.model(batch, self.knowledge, self.propagator)
                 targets = answer_targets(chunk, self.propagator.num_nodes, self.device)
                 parts = losses(self.model, out, chunk, targets, cfg.lam)
@@ -371,8 +360,7 @@ class Trainer:
         loss = 0.0
         for start in range(0, len(examples), batch_size):
             chunk = list(examples[start:start + batch_size])
-            out = self.model(collate(chunk, self.device, self.model.config.image_dim,
-                                     self.model.config.region_dim), self.knowledge,
+            out = self.model(collate(chunk, self.device, self.model.config.image_dim), self.knowledge,
                              self.propagator)
             pairs.extend(rank_metrics(out.scores, chunk))
             targets = answer_targets(chunk, self.propagator.num_nodes, self.device)

