@@ -16,6 +16,7 @@ questions. Targets: image questions ≥ 95 % overall; text-only ≥ 98 %.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -69,11 +70,16 @@ def main() -> None:
             start = time.perf_counter()
             trained = kqa.train("countries", generated=True, out=out, fusion=fusion, epochs=args.epochs)
             rows.append((f"[{fusion}] training seconds ({trained.examples} questions)", time.perf_counter() - start))
+            recogniser = json.loads((out / "config.json").read_text(encoding="utf-8")).get("recogniser")
+            if recogniser:
+                rows.append((f"[{fusion}] recogniser: seconds, photos, held-out top-1 (look-alikes count)",
+                             f"{recogniser['seconds']:.0f}, {recogniser['views']}, "
+                             f"{recogniser['val_accuracy'] * 100:.2f}"))
             answerer = load_answerer("countries", out)
             for e in test:
                 e.states = e.image_feature = None
             encode_examples(test, answerer.text)  # type: ignore[arg-type]
-            encode_images(test, answerer.image)  # type: ignore[arg-type]
+            encode_images(test, answerer.image_features)
             result = answerer.evaluate(test, gold_topics=False)
             groups = result.per_group
             image_n = sum(groups[k]["n"] for k in image_kinds if k in groups)

@@ -11,8 +11,9 @@
 2. ``kqa index build`` of the MetaQA KG (43k entities) against the bare encoder over the same
    strings in the same run. Target ratio ≤ 1.3. Link latency p50/p95.
 3. Image linking top-1 on the countries flags (the bundled pack) under the held-out
-   distortion mix (crops, rotation, colour jitter, blur, JPEG, pasted onto photos the index
-   never saw), per distortion kind too. Target ≥ 95 %.
+   distortion mix (crops, rotation, colour jitter, blur, JPEG, pasted onto photos training
+   never saw), per distortion kind too: by the image index alone and by the KG's recogniser
+   (trained here, as `kqa train` does). Target ≥ 95 %.
 """
 
 from __future__ import annotations
@@ -89,14 +90,22 @@ def index_build() -> list[tuple[str, object]]:
 
 
 def image_linking(per_flag: int) -> list[tuple[str, object]]:
+    """Held-out flag photos named two ways: nearest neighbours in the image index (no model;
+    what `kqa link --image` does for a KG without a trained model) and the KG's fine-tuned
+    recogniser (what a trained model links with). A hit is the flag's country or one flying
+    the very same flag (France and Guadeloupe cannot be told apart by a picture)."""
     import subprocess
+
+    import torch
 
     import kqa
     from PIL import Image
 
     from kqa.augment import KINDS, TEST_MIX, backgrounds, distort
+    from kqa.encode import get_encoder
     from kqa.graph import load_graph
     from kqa.link import get_linker
+    from kqa.recognise import lookalikes, train_recogniser
 
     subprocess.run([sys.executable, str(REPO / "knowledge" / "countries" / "build.py")], check=True,
                    capture_output=True)
@@ -105,21 +114,39 @@ def image_linking(per_flag: int) -> list[tuple[str, object]]:
     kqa.build_index("countries")
     build_seconds = time.perf_counter() - start
     graph = load_graph("countries")
+    same = lookalikes(graph)
     linker = get_linker("countries")
+    rows: list[tuple[str, object]] = [("countries with flags", len(graph.images)),
+                                      ("countries sharing their flag with another", sum(len(g) > 1 for g in same.values())),
+                                      ("countries index build seconds", build_seconds)]
+    start = time.perf_counter()
+    recogniser, nodes, report = train_recogniser(graph, get_encoder(None, "image"))  # type: ignore[misc]
+    rows.append(("recogniser training seconds", time.perf_counter() - start))
     pool = backgrounds("test")
     rng = np.random.default_rng(20261125)
-    rows: list[tuple[str, object]] = [("countries with flags", len(graph.images)),
-                                      ("countries index build seconds", build_seconds)]
     for label, mix, count in [("held-out mix", TEST_MIX, per_flag)] + [
             (f"only {k}", TEST_MIX.only(k), 1) for k in KINDS]:
-        hits = total = 0
+        hits = {"index": 0, "recogniser": 0}
+        total = 0
+        latency = []
         for node, paths in sorted(graph.images.items()):
             source = Image.open(paths[0])
             for _ in range(count):
-                found = linker.link_image(distort(source, rng, mix, pool), top_k=1)
-                hits += bool(found) and found[0].node == node
+                photo = distort(source, rng, mix, pool)
+                found = linker.link_image(photo, top_k=1)
+                hits["index"] += bool(found) and found[0].node in same[node]
+                started = time.perf_counter()
+                embedding = torch.from_numpy(recogniser.encode_batch([photo]))
+                best = nodes[int(recogniser.logits(embedding).argmax())]
+                latency.append(time.perf_counter() - started)
+                hits["recogniser"] += best in same[node]
                 total += 1
-        rows.append((f"image linking top-1, {label} (n={total})", hits / total))
+        for way, value in hits.items():
+            rows.append((f"image linking top-1, {label}, {way} (n={total})", value / total))
+        if mix is TEST_MIX:
+            rows.append(("recogniser latency p50 ms", float(np.percentile(latency, 50) * 1000)))
+            rows.append(("target image linking >= 0.95 (recogniser, held-out mix)",
+                         "met" if hits["recogniser"] / total >= 0.95 else "MISSED"))
     return rows
 
 
