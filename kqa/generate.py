@@ -18,6 +18,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from kqa.graph import ENTITY, KGraph, load_graph
+from kqa.link import alias_key
 from kqa.recognise import lookalikes
 from kqa.store import Store
 from kqa.training import Example
@@ -90,6 +91,12 @@ class Generator:
         self.views: dict[int, list[Any]] = {}
         # entities whose pictures look the same: a question about such a picture is about any
         self.same = lookalikes(graph) if graph.images else {}
+        # entities that share a name or alias: a question that names one names them all
+        self.named: dict[str, list[int]] = {}
+        for node in range(graph.num_nodes):
+            if graph.node_kind[node] == ENTITY:
+                for label in {alias_key(graph.node_names[node]), *map(alias_key, graph.aliases[node])}:
+                    self.named.setdefault(label, []).append(node)
 
     # -- phrasing --------------------------------------------------------------------------
     def _choice(self, options: list[str]) -> str:
@@ -231,9 +238,13 @@ class Generator:
             return Example(text, sorted(set(answers)), [], image=self.picture(node),
                            image_entity=node, group=f"image:{kind}")
         name = self._name(node)
+        twins = [n for n in self.named.get(alias_key(name), []) if n != node]
+        for other in twins:
+            answers = answers + self.answers(other, kind)
         before, _, after = template.partition("{x}")
         start = len(before)
-        return Example(before + name + after, sorted(set(answers)), [(node, 1.0)],
+        topic = [(n, 1.0 / (1 + len(twins))) for n in [node, *twins]]
+        return Example(before + name + after, sorted(set(answers)), topic,
                        mention_spans=[(start, start + len(name))], group=f"text:{kind}")
 
     def _name(self, node: int) -> str:

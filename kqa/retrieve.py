@@ -100,11 +100,17 @@ class Propagator:
 
         Paths never come back to the topic entities: "films that share a director with X"
         are the director's other films, and what is said about them does not include X's
-        own facts. So after each hop the topic entities' scores are removed."""
+        own facts. So after the second and later hops the topic entities' scores are removed.
+        The first hop keeps them: one step cannot return to where it started, and when a name
+        is ambiguous (Singapore the country and the city) one reading's fact may lead to the
+        other ("the capital of Singapore")."""
         hops = [start]
         topic = start.batch * self.num_nodes + start.node
         for t, probs in enumerate(relation_probs):
             reached = self.step(hops[-1], probs, first=(t == 0))
+            if t == 0:
+                hops.append(reached)
+                continue
             keep = ~torch.isin(reached.batch * self.num_nodes + reached.node, topic)
             hops.append(Sparse(reached.batch[keep], reached.node[keep], reached.value[keep]))
         return hops

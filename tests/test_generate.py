@@ -112,3 +112,36 @@ def test_deterministic(lands: Path) -> None:
     assert [(e.text, e.answers) for e in one] == [(e.text, e.answers) for e in two]
     assert read_templates({}).two_hop == []
     assert isinstance(Generator, type)
+
+
+def test_a_name_shared_by_two_entities_names_both(tmp_path: Path) -> None:
+    """Two cities called Kingston: "which country has Kingston as capital" is about both, so
+    the generated answers are the union; a country and its capital both called Singapore:
+    propagation keeps a topic (the city) reached from another topic in one hop."""
+    import torch
+
+    from kqa.retrieve import Propagator, Sparse
+
+    nodes = [{"id": "jm", "name": "Jamaica", "type": "country"}, {"id": "nf", "name": "Norfolk", "type": "country"},
+             {"id": "k1", "name": "Kingston", "type": "city"}, {"id": "k2", "name": "Kingston", "type": "city"},
+             {"id": "sg", "name": "Singapore", "type": "country"}, {"id": "sgc", "name": "Singapore", "type": "city"}]
+    edges = [{"source": "jm", "relation": "capital", "target": "k1"},
+             {"source": "nf", "relation": "capital", "target": "k2"},
+             {"source": "sg", "relation": "capital", "target": "sgc"}]
+    path = tmp_path / "capitals.json"
+    path.write_text(json.dumps({"nodes": nodes, "edges": edges}), encoding="utf-8")
+    kqa.load_kg(path, "capitals")
+    graph = kqa.open_kg("capitals").graph
+    examples = generated_examples("capitals", GenerateConfig(seed=0, negatives=0.0))
+    asked = [e for e in examples if e.group == "text:~capital" and "Kingston" in e.text]
+    assert asked and all(sorted(graph.label(a) for a in e.answers) == ["Jamaica", "Norfolk"] for e in asked)
+    assert all(sorted(graph.label(n) for n, _w in e.topic) == ["Kingston", "Kingston"] for e in asked)
+    singapore = [n for n in range(graph.num_nodes) if graph.node_names[n] == "Singapore"]
+    propagator = Propagator(graph)
+    probs = torch.zeros(1, propagator.num_slots)
+    probs[0, graph.relation_keys.index("capital")] = 1.0
+    start = Sparse(torch.zeros(2, dtype=torch.long), torch.tensor(singapore), torch.full((2,), 0.5))
+    first, second = propagator.run(start, [probs, probs])[1:]
+    reached = first.node[first.value > 0].tolist()
+    assert [graph.node_types[n] for n in reached] == ["city"]  # the capital of Singapore
+    assert not set(second.node[second.value > 0].tolist()) & set(singapore)  # later hops never come back to a topic
