@@ -226,7 +226,7 @@ class Answerer:
     def mention_scorer(self) -> LearnedMentionScorer:
         return LearnedMentionScorer(self)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def mention_probs(self, question: str) -> tuple[list[tuple[int, int]], list[float]]:
         clean, _ = strip_brackets(question)
         states = self.text.encode_tokens([clean])  # type: ignore[attr-defined]
@@ -235,7 +235,7 @@ class Answerer:
         _tokens, logits = self.model.encode_tokens(batch)
         return states.offsets[0], torch.sigmoid(logits[0]).tolist()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def image_candidates(self, image: Any, top_k: int = 5) -> list[Candidate]:
         """Entities shown in a picture, by the model's learned image matching (far better
         than raw nearest neighbours on real photos); [] for a model without images."""
@@ -257,7 +257,7 @@ class Answerer:
                 for v, i in zip(top.values.tolist(), top.indices.tolist())]
 
     # -- asking ----------------------------------------------------------------------------
-    @torch.no_grad()
+    @torch.inference_mode()
     def ask(self, question: str, image: Any = None, top_k: int = 5) -> AnswerResult:
         started = time.perf_counter()
         clean, _hints = strip_brackets(question)
@@ -278,8 +278,10 @@ class Answerer:
             encoded = self.model.encode_tokens(batch)
             scorer = TokenMentionScorer(example.offsets, torch.sigmoid(encoded[1][0]).tolist())
             linked = self.linker.link(question, top_k=5, scorer=scorer)
-            example.topic = topic_from_candidates(linked.candidates)
-            batch.topic_text = collate([example], self.device, self.config.image_dim).topic_text
+            topic = topic_from_candidates(linked.candidates)
+            batch.topic_text = Sparse(torch.zeros(len(topic), dtype=torch.long, device=self.device),
+                                      torch.tensor([n for n, _w in topic], dtype=torch.long, device=self.device),
+                                      torch.tensor([w for _n, w in topic], dtype=torch.float32, device=self.device))
             out = self.model(batch, self.knowledge, self.propagator, encoded=encoded)
         return self._result(clean, linked.candidates, out, top_k, time.perf_counter() - started,
                             image is not None)

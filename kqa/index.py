@@ -154,15 +154,23 @@ def _save(folder: Path, manifest: IndexManifest, index: Any, keys: list[str], ve
     (folder / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
 
 
-def read_index(kg_name: str, kind: str) -> tuple[VectorIndex | None, str]:
-    """The stored index and '' if intact, else (None, why it cannot be used)."""
-    folder = index_dir(kg_name, kind)
+def read_manifest(kg_name: str, kind: str) -> tuple[IndexManifest | None, str]:
+    """The stored index's manifest alone (cheap: no checksum, no vectors), or (None, why)."""
     try:
-        manifest = IndexManifest(**json.loads((folder / "manifest.json").read_text(encoding="utf-8")))
+        text = (index_dir(kg_name, kind) / "manifest.json").read_text(encoding="utf-8")
+        return IndexManifest(**json.loads(text)), ""
     except FileNotFoundError:
         return None, "not built yet"
     except (ValueError, TypeError) as exc:
         return None, f"unreadable manifest ({exc})"
+
+
+def read_index(kg_name: str, kind: str) -> tuple[VectorIndex | None, str]:
+    """The stored index and '' if intact, else (None, why it cannot be used)."""
+    folder = index_dir(kg_name, kind)
+    manifest, why = read_manifest(kg_name, kind)
+    if manifest is None:
+        return None, why
     path = folder / "index.faiss"
     if not path.is_file() or sha256_file(path) != manifest.checksum:
         return None, "index file missing or damaged (checksum mismatch)"

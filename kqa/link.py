@@ -230,12 +230,12 @@ class Linker:
         return found
 
     def _embedding_matches(self, phrases: list[str]) -> list[Candidate]:
-        from kqa.index import open_index, read_index
+        from kqa.index import open_index, read_manifest
 
-        stored, _why = read_index(self.graph.name, "entities")
-        if stored is None or not phrases:
+        manifest, _why = read_manifest(self.graph.name, "entities")
+        if manifest is None or not phrases:
             return []  # no index built: embedding fallback unavailable, alias/fuzzy still work
-        index = open_index(self.graph.name, "entities", _encoder_ref(stored.manifest.encoder))
+        index = open_index(self.graph.name, "entities", _encoder_ref(manifest.encoder))
         if index is None:
             return []
         from kqa.encode import get_encoder

@@ -115,6 +115,7 @@ class QAModel(nn.Module):
         # the entity shown; without one, a learned projection aligns raw encoder features
         # with the KG's entity images
         self.recogniser = recogniser
+        self._answering_relations: tuple[KnowledgeTensors, torch.Tensor] | None = None
         if config.image_dim and recogniser is None:
             self.image_align = nn.Sequential(nn.Linear(config.image_dim, config.align_dim), nn.GELU(),
                                              nn.Linear(config.align_dim, config.align_dim))
@@ -125,7 +126,20 @@ class QAModel(nn.Module):
 
     # -- pieces ----------------------------------------------------------------------------
     def relations(self, knowledge: KnowledgeTensors) -> torch.Tensor:
-        return self.rel_proj(knowledge.relation_text) + self.rel_offset
+        """Relation vectors: constant while answering, so computed once per KG there."""
+        if self.training or torch.is_grad_enabled():
+            return self.rel_proj(knowledge.relation_text) + self.rel_offset
+        if self._answering_relations is None or self._answering_relations[0] is not knowledge:
+            self._answering_relations = (knowledge, self.rel_proj(knowledge.relation_text) + self.rel_offset)
+        return self._answering_relations[1]
+
+    def train(self, mode: bool = True) -> "QAModel":
+        self._answering_relations = None  # weights may change from here: forget derived values
+        return super().train(mode)
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        self._answering_relations = None
+        return super().load_state_dict(*args, **kwargs)
 
     def encode_tokens(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         mask = batch.mask
