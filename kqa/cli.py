@@ -271,10 +271,17 @@ def train_cmd(
     max_minutes: Optional[float] = typer.Option(None, help="Stop after this many minutes."),
     text_encoder: Optional[str] = typer.Option(None, help="Text encoder (default minilm)."),
     image_encoder: Optional[str] = typer.Option(None, help="Image encoder (default efficientnet-lite0)."),
+    recognise: bool = typer.Option(True, "--recognise/--no-recognise",
+                                   help="First fine-tune the image encoder to recognise the KG's entity images."),
+    recognise_photos: Optional[int] = typer.Option(None, help="Training photos per entity image (default 40)."),
+    recognise_epochs: Optional[int] = typer.Option(None, help="Recogniser epochs (default 3)."),
+    recognise_size: Optional[int] = typer.Option(None, help="Recogniser input side in pixels (default 128)."),
     if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing if the model exists."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Train the answer model (L = L_answer + λ·L_other) and save it as safetensors + JSON."""
+    """Train the answer model (L = L_answer + λ·L_other) and save it as safetensors + JSON.
+    For a KG with entity images an image recogniser is fine-tuned first (the slow part on a
+    CPU: fewer photos, epochs or pixels trade accuracy for time)."""
     target = api.resolve_model(kg, out)
     if if_missing and (target / "config.json").is_file():
         if as_json:
@@ -292,13 +299,24 @@ def train_cmd(
         result = api.train(kg, list(questions), out, fusion=fusion, init=init, generated=generated,
                            progress=report, log=log, epochs=epochs, lam=lam, lr=lr, batch_size=batch_size,
                            val_fraction=val_fraction, seed=seed, max_minutes=max_minutes,
-                           text_encoder=text_encoder, image_encoder=image_encoder)
+                           text_encoder=text_encoder, image_encoder=image_encoder,
+                           recognise=_recognise_options(recognise, recognise_photos, recognise_epochs,
+                                                        recognise_size))
     if as_json:
         emit_json(result)
         return
     out_line(f"[bold green]Trained[/] {escape(result.model_dir)}: {result.examples:,} questions "
              f"({result.train:,} train / {result.validation:,} validation), {result.epochs} epochs in "
              f"{result.seconds:.0f}s; validation Hits@1 {result.val_hits1:.4f}")
+
+
+def _recognise_options(enabled: bool, photos: int | None, epochs: int | None,
+                       size: int | None) -> dict[str, int] | bool:
+    """The ``recognise`` option of :func:`kqa.train`: False, or the settings given."""
+    if not enabled:
+        return False
+    given = {"views_per_entity": photos, "epochs": epochs, "size": size}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def out_line(text: str) -> None:

@@ -77,3 +77,24 @@ def test_index_status_and_plugins(films: Path, capsys: pytest.CaptureFixture[str
     assert {"delimited", "rdf", "graphml", "jsongraph", "minilm", "efficientnet", "hf_local", "fusions"} <= names
     code, out, _ = run(["models", "--json"], capsys)
     assert code == 0 and json.loads(out) == []
+
+
+def test_train_passes_the_recogniser_settings(films: Path, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kqa train` hands --no-recognise / --recognise-* to the API as its ``recognise`` option."""
+    import kqa.api
+    from kqa.errors import KqaError
+
+    seen: list[object] = []
+
+    def fake_train(*_args: object, **kwargs: object) -> object:
+        seen.append(kwargs["recognise"])
+        raise KqaError("stop here")
+
+    monkeypatch.setattr(kqa.api, "train", fake_train)
+    run(["kg", "load", str(films), "--name", "films"], capsys)
+    code, _, err = run(["train", "--kg", "films", "--generated", "--no-recognise"], capsys)
+    assert code != 0 and "stop here" in err
+    run(["train", "--kg", "films", "--generated", "--recognise-photos", "8", "--recognise-size", "96"], capsys)
+    run(["train", "--kg", "films", "--generated"], capsys)
+    assert seen == [False, {"views_per_entity": 8, "size": 96}, {}]
