@@ -1,7 +1,8 @@
 """Image questions answered from knowledge, on the bundled countries KG.
 
     python benchmarks/countries_images.py [--json] [--fusions gated,concat,cross-attention]
-                                          [--epochs 12] [--home DIR]
+                                          [--epochs 12] [--home DIR] [--no-baseline]
+                                          [--recognise-photos N] [--recognise-size PX]
 
 Builds the pack, loads it, indexes it and trains one model per fusion strategy on questions
 generated from the KG (training templates, training distortion mix and backgrounds). The test
@@ -41,6 +42,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--home", help="KQA_HOME to use (default: a fresh temporary one).")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--recognise-photos", type=int, help="Recogniser photos per entity (default: kqa's).")
+    parser.add_argument("--recognise-size", type=int, help="Recogniser input side (default: kqa's).")
     args = parser.parse_args()
     rows = Rows()
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,7 +71,10 @@ def main() -> None:
         for fusion in args.fusions.split(","):
             out = Path(tmp) / "models" / f"countries-{fusion}"
             start = time.perf_counter()
-            trained = kqa.train("countries", generated=True, out=out, fusion=fusion, epochs=args.epochs)
+            recognise = {k: v for k, v in (("views_per_entity", args.recognise_photos),
+                                           ("size", args.recognise_size)) if v is not None}
+            trained = kqa.train("countries", generated=True, out=out, fusion=fusion, epochs=args.epochs,
+                                recognise=recognise)
             rows.append((f"[{fusion}] training seconds ({trained.examples} questions)", time.perf_counter() - start))
             recogniser = json.loads((out / "config.json").read_text(encoding="utf-8")).get("recogniser")
             if recogniser:

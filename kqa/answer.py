@@ -98,14 +98,21 @@ def encode_images(examples: Sequence[Example], encoder: Any, progress: Progress 
 
 
 # -- mention scoring with a trained model ----------------------------------------------------------
-def span_score(offsets: Sequence[tuple[int, int]], probs: Sequence[float], start: int, end: int) -> float:
+def span_score(offsets: Sequence[tuple[int, int]], probs: Sequence[float], start: int, end: int,
+               question: str = "") -> float:
     """Mean "inside a mention" probability over the span's tokens, discounted when the
-    neighbouring tokens look like mention too (the span would be cut short)."""
+    neighbouring tokens look like mention too (the span would be cut short).
+
+    Function words in the span ("in", "the" of "Splendor in the Grass") are left out of
+    the mean: a tagger trained on a few thousand titles is unsure of them, and counting them
+    would let "Splendor" alone beat the whole title."""
     inside, before, after = [], 0.0, 0.0
     for (a, b), p in zip(offsets, probs):
         if b <= a:
             continue
         if a < end and b > start:
+            if (a, b) != (start, end) and _function_word(question, a, b):
+                continue
             inside.append(p)
         elif b <= start:
             before = p
@@ -116,6 +123,18 @@ def span_score(offsets: Sequence[tuple[int, int]], probs: Sequence[float], start
     return float(np.mean(inside)) * (1.0 - max(before, after))
 
 
+FUNCTION_WORDS = frozenset("a about an and as at by de del der des di du for from in into is la le les "
+                           "of on or over the to und under von with".split())
+
+
+def _function_word(question: str, a: int, b: int) -> bool:
+    """Whether question[a:b] is a whole function word (any case: "The Skulls")."""
+    if not question:
+        return False
+    whole = (a == 0 or not question[a - 1].isalnum()) and (b == len(question) or not question[b].isalnum())
+    return whole and question[a:b].lower() in FUNCTION_WORDS
+
+
 class TokenMentionScorer:
     """Scores alias spans with a model's per-token mention probabilities for one question."""
 
@@ -123,7 +142,8 @@ class TokenMentionScorer:
         self.offsets, self.probs = list(offsets), list(probs)
 
     def score(self, question: str, spans: Sequence[Span], graph: KGraph) -> list[float]:
-        return [1.0 if s.bracketed else span_score(self.offsets, self.probs, s.start, s.end) for s in spans]
+        return [1.0 if s.bracketed else span_score(self.offsets, self.probs, s.start, s.end, question)
+                for s in spans]
 
 
 class LearnedMentionScorer:

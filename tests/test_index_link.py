@@ -216,3 +216,23 @@ def test_cli_link_rejects_a_non_image(flags: Path, capsys: pytest.CaptureFixture
     bogus.write_bytes(b"\x00\x01 definitely not a jpeg")
     assert main(["link", "--kg", "flags", "which country is this", "--image", str(bogus)]) == 1
     assert "not an image" in capsys.readouterr().err
+
+
+def test_learned_span_scores_keep_a_title_whole() -> None:
+    """A tagger unsure of the function words inside a title ("in", "the") must not make the
+    title's first word alone the better-scored mention."""
+    from kqa.answer import TokenMentionScorer
+    from kqa.link import Span, resolve_overlaps
+
+    question = "who directed Splendor in the Grass actors"
+    words = [(m.start(), m.end()) for m in __import__("re").finditer(r"\w+", question)]
+    probs = [0.0, 0.0, 1.0, 0.0, 0.7, 1.0, 0.0]  # what a tagger said for one MetaQA question
+
+    def span(text: str) -> Span:
+        start = question.index(text)
+        return Span(start, start + len(text), text, text.lower(), [0], False)
+
+    spans = [span("Splendor"), span("Splendor in the Grass"), span("Grass")]
+    scores = TokenMentionScorer(words, probs).score(question, spans, None)  # type: ignore[arg-type]
+    assert scores[1] > 0.9 and scores[1] >= scores[0]
+    assert [s.text for s, _score in resolve_overlaps(spans, scores)] == ["Splendor in the Grass"]
