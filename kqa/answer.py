@@ -34,7 +34,7 @@ from kqa.retrieve import Propagator, Sparse
 from kqa.training import (
     EvalResult, Example, Trainer, TrainConfig, check_trainable, collate, encode_examples,
     make_examples, rank_metrics, save_history_plot, seed_everything, split_validation, summarise,
-    topic_from_candidates, write_json,
+    topic_from_candidates, topic_sparse, write_json,
 )
 
 Progress = Callable[[str, int, int], None]
@@ -298,10 +298,7 @@ class Answerer:
             encoded = self.model.encode_tokens(batch)
             scorer = TokenMentionScorer(example.offsets, torch.sigmoid(encoded[1][0]).tolist())
             linked = self.linker.link(question, top_k=5, scorer=scorer)
-            topic = topic_from_candidates(linked.candidates)
-            batch.topic_text = Sparse(torch.zeros(len(topic), dtype=torch.long, device=self.device),
-                                      torch.tensor([n for n, _w in topic], dtype=torch.long, device=self.device),
-                                      torch.tensor([w for _n, w in topic], dtype=torch.float32, device=self.device))
+            batch.topic_text = topic_sparse([topic_from_candidates(linked.candidates)], self.device)
             out = self.model(batch, self.knowledge, self.propagator, encoded=encoded)
         return self._result(clean, linked.candidates, out, top_k, time.perf_counter() - started,
                             image is not None)

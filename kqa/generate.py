@@ -18,7 +18,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from kqa.graph import ENTITY, KGraph, load_graph
-from kqa.link import alias_key
+from kqa.link import AliasTable, alias_key
 from kqa.recognise import lookalikes
 from kqa.store import Store
 from kqa.training import Example
@@ -92,11 +92,7 @@ class Generator:
         # entities whose pictures look the same: a question about such a picture is about any
         self.same = lookalikes(graph) if graph.images else {}
         # entities that share a name or alias: a question that names one names them all
-        self.named: dict[str, list[int]] = {}
-        for node in range(graph.num_nodes):
-            if graph.node_kind[node] == ENTITY:
-                for label in {alias_key(graph.node_names[node]), *map(alias_key, graph.aliases[node])}:
-                    self.named.setdefault(label, []).append(node)
+        self.named = AliasTable(graph).table
 
     # -- phrasing --------------------------------------------------------------------------
     def _choice(self, options: list[str]) -> str:

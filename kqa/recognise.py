@@ -54,9 +54,9 @@ _lookalike_cache: dict[tuple[Any, ...], dict[int, list[int]]] = {}
 def lookalikes(graph: KGraph) -> dict[int, list[int]]:
     """Entity → the entities (itself first) whose first image looks the same: equal 32×32
     thumbnails up to resampling noise. Only entities with images are keys."""
-    # keyed by the image files themselves (content-addressed paths under KQA_HOME), so two KGs
-    # with one name and version (other homes, other stores) never share an answer
-    key = (graph.name, str(graph.version), tuple(sorted((n, tuple(p)) for n, p in graph.images.items())))
+    # keyed by the image files themselves (content-addressed paths under KQA_HOME), which
+    # decide the answer: a KG's name and version do not (other homes, other stores)
+    key = tuple(sorted((n, tuple(p)) for n, p in graph.images.items()))
     if key not in _lookalike_cache:
         _lookalike_cache[key] = _group_lookalikes(graph)
     return _lookalike_cache[key]

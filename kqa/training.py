@@ -141,6 +141,14 @@ def mention_labels(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int
     return labels
 
 
+def topic_sparse(topics: Sequence[Sequence[tuple[int, float]]], device: torch.device) -> Sparse:
+    """Per question, its weighted topic entities, as one sparse batch."""
+    rows = [(i, node, weight) for i, topic in enumerate(topics) for node, weight in topic]
+    return Sparse(torch.tensor([r[0] for r in rows], dtype=torch.long, device=device),
+                  torch.tensor([r[1] for r in rows], dtype=torch.long, device=device),
+                  torch.tensor([r[2] for r in rows], dtype=torch.float32, device=device))
+
+
 def collate(examples: Sequence[Example], device: torch.device, image_dim: int = 0) -> Batch:
     size = len(examples)
     length = max(int(e.states.shape[0]) for e in examples)  # type: ignore[union-attr]
@@ -152,14 +160,6 @@ def collate(examples: Sequence[Example], device: torch.device, image_dim: int = 
         states[i, :t] = e.states.float()  # type: ignore[union-attr]
         mask[i, :t] = True
     pooled = torch.stack([e.pooled for e in examples])  # type: ignore[misc]
-    batch_idx, nodes, values = [], [], []
-    for i, e in enumerate(examples):
-        for node, weight in e.topic:
-            batch_idx.append(i)
-            nodes.append(node)
-            values.append(weight)
-    topic = Sparse(torch.tensor(batch_idx, dtype=torch.long), torch.tensor(nodes, dtype=torch.long),
-                   torch.tensor(values, dtype=torch.float32))
     image = image_present = None
     if image_dim:
         image = torch.zeros(size, image_dim)
@@ -169,7 +169,7 @@ def collate(examples: Sequence[Example], device: torch.device, image_dim: int = 
                 image[i] = e.image_feature.float()
                 image_present[i] = True
     batch = Batch(states.to(device), mask.to(device), pooled.to(device),
-                  Sparse(topic.batch.to(device), topic.node.to(device), topic.value.to(device)),
+                  topic_sparse([e.topic for e in examples], device),
                   image.to(device) if image is not None else None,
                   image_present.to(device) if image_present is not None else None)
     return batch
