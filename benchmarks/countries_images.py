@@ -3,6 +3,7 @@
     python benchmarks/countries_images.py [--json] [--fusions gated,concat,cross-attention]
                                           [--epochs 12] [--home DIR] [--no-baseline]
                                           [--recognise-photos N] [--recognise-size PX]
+                                          [--recognise-epochs N]
 
 Builds the pack, loads it, indexes it and trains one model per fusion strategy on questions
 generated from the KG (training templates, training distortion mix and backgrounds). The test
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--recognise-photos", type=int, help="Recogniser photos per entity (default: kqa's).")
     parser.add_argument("--recognise-size", type=int, help="Recogniser input side (default: kqa's).")
+    parser.add_argument("--recognise-epochs", type=int, help="Recogniser epochs (default: kqa's).")
     args = parser.parse_args()
     rows = Rows()
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +74,8 @@ def main() -> None:
             out = Path(tmp) / "models" / f"countries-{fusion}"
             start = time.perf_counter()
             recognise = {k: v for k, v in (("views_per_entity", args.recognise_photos),
-                                           ("size", args.recognise_size)) if v is not None}
+                                           ("size", args.recognise_size),
+                                           ("epochs", args.recognise_epochs)) if v is not None}
             trained = kqa.train("countries", generated=True, out=out, fusion=fusion, epochs=args.epochs,
                                 recognise=recognise)
             rows.append((f"[{fusion}] training seconds ({trained.examples} questions)", time.perf_counter() - start))

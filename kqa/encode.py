@@ -93,6 +93,10 @@ class ImageTower(torch.nn.Module):
     memory of floats: a recogniser trains on thousands of them); :meth:`prepare` turns a batch
     of those into what the network expects. Subclasses set ``dim`` and implement
     :meth:`prepare` and :meth:`forward`.
+
+    A tower whose first layers stay frozen also splits :meth:`forward` into :meth:`frozen`
+    and :meth:`trainable`: training then runs the frozen layers once per photo and keeps
+    their (small) output, instead of recomputing them every epoch.
     """
 
     dim: int
@@ -116,6 +120,15 @@ class ImageTower(torch.nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:  # prepared [B, 3, S, S] → [B, dim]
         raise NotImplementedError
+
+    def frozen(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, S, S] uint8 → the output of the layers that never train (by default none:
+        the pixels themselves, kept as uint8). Called without gradients."""
+        return images
+
+    def trainable(self, frozen: torch.Tensor) -> torch.Tensor:
+        """What :meth:`frozen` returned → [B, dim], through the layers that train."""
+        return self(self.prepare(frozen))
 
 
 class TextEncoder(Encoder):

@@ -106,8 +106,11 @@ class Recogniser(nn.Module):
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, 3, S, S] → L2-normalised [B, dim]."""
-        device = self.entity_vectors.device
-        features = self.tower(self.tower.prepare(images.to(device)))
+        return self.embed_frozen(self.tower.frozen(images.to(self.entity_vectors.device)))
+
+    def embed_frozen(self, frozen: torch.Tensor) -> torch.Tensor:
+        """The same from the tower's frozen layers' output (:meth:`ImageTower.frozen`)."""
+        features = self.tower.trainable(frozen.to(self.entity_vectors.device))
         return nn.functional.normalize(self.project(features), dim=-1)
 
     def logits(self, embedding: torch.Tensor) -> torch.Tensor:
@@ -219,6 +222,8 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
         recogniser.eval()
         recogniser.entity_vectors.copy_(torch.cat([recogniser.embed(clean[i:i + 64])
                                                    for i in range(0, len(clean), 64)]))
+    # the frozen layers see each photo once; epochs only run the layers that train
+    frozen = _frozen_outputs(recogniser, images, progress)
     params = [p for p in recogniser.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
     # small KGs: smaller batches, so that training still takes enough steps
@@ -233,10 +238,10 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
         loss_sum = hits = 0.0
         for step in range(per_epoch):
             index = order[step * batch_size:(step + 1) * batch_size]
-            batch = images[index]
+            batch = frozen[index]
             if epoch > 1:  # the stored photos again, each moved and rescaled a little
                 batch = _shift_scale(batch)
-            logits = recogniser.logits(recogniser.embed(batch))
+            logits = recogniser.logits(recogniser.embed_frozen(batch))
             wanted = positives[labels[index]].to(logits.device)
             loss = (torch.logsumexp(logits, -1)
                     - torch.logsumexp(logits.masked_fill(~wanted, -1e4), -1)).mean()
@@ -266,6 +271,18 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
 
 
 @torch.no_grad()
+def _frozen_outputs(recogniser: Recogniser, images: torch.Tensor, progress: Progress,
+                    chunk: int = 64) -> torch.Tensor:
+    """The tower's frozen layers over every stored photo, once."""
+    recogniser.eval()
+    out = []
+    for start in range(0, len(images), chunk):
+        out.append(recogniser.tower.frozen(images[start:start + chunk].to(recogniser.entity_vectors.device)))
+        progress("recognise: frozen layers", min(start + chunk, len(images)), len(images))
+    return torch.cat(out)
+
+
+@torch.no_grad()
 def recognition_accuracy(recogniser: Recogniser, images: torch.Tensor, labels: torch.Tensor,
                          positives: torch.Tensor) -> float:
     """Share of photos whose best row is its entity or a look-alike of it."""
@@ -281,7 +298,8 @@ def recognition_accuracy(recogniser: Recogniser, images: torch.Tensor, labels: t
 
 def _shift_scale(images: torch.Tensor, shift: float = 0.1, scale: tuple[float, float] = (0.85, 1.05)
                  ) -> torch.Tensor:
-    """Cheap extra variety for repeated epochs: a random zoom and shift per image."""
+    """Cheap extra variety for repeated epochs: a random zoom and shift per image (pixels,
+    or the feature maps of a tower's frozen layers: the same move at their resolution)."""
     size = len(images)
     theta = torch.zeros(size, 2, 3)
     zoom = torch.empty(size).uniform_(*scale)
@@ -289,8 +307,11 @@ def _shift_scale(images: torch.Tensor, shift: float = 0.1, scale: tuple[float, f
     theta[:, 1, 1] = zoom
     theta[:, :, 2] = torch.empty(size, 2).uniform_(-shift, shift)
     grid = nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
-    moved = nn.functional.grid_sample(images.float(), grid, padding_mode="reflection", align_corners=False)
-    return moved.round().clamp(0, 255).to(torch.uint8)
+    moved = nn.functional.grid_sample(images.float(), grid.to(images.device), padding_mode="reflection",
+                                      align_corners=False)
+    if images.dtype == torch.uint8:
+        return moved.round().clamp(0, 255).to(torch.uint8)
+    return moved.to(images.dtype)
 
 
 def recogniser_rows(graph: KGraph, keys: Sequence[str]) -> torch.Tensor:

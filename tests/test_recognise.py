@@ -115,3 +115,20 @@ def test_model_with_a_recogniser_round_trips_and_answers_about_a_photo(lands: Pa
     assert result.image_topic[0]["name"] == "Land C"
     linked = kqa.link_entities("flags", "which country is this", image=photo)
     assert linked.image_candidates[0].name == "Land C"  # linking uses the model's recogniser
+
+
+def test_tower_frozen_layers_then_trainable_ones_equal_the_whole_network() -> None:
+    """Training runs the frozen layers once per photo and keeps their output: that split must
+    compute exactly what the tower does in one go, and leave only the later layers trainable."""
+    from kqa.encode import get_encoder
+
+    tower = get_encoder("efficientnet-lite0", "image").tower(64)
+    tower.eval()
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    frozen = tower.frozen(images)
+    assert not frozen.requires_grad
+    with torch.no_grad():
+        whole = tower.net.extract_features(tower.prepare(images)).mean(dim=(2, 3))  # the original
+        split = tower.trainable(frozen)
+    assert torch.allclose(whole, split, atol=2e-2, rtol=1e-2)
+    assert frozen.numel() * frozen.element_size() < images.numel() * 4  # smaller than float pixels
