@@ -158,6 +158,21 @@ def build_recogniser(encoder: Encoder, entities: int, config: RecogniseConfig) -
 
 
 # -- training ------------------------------------------------------------------------------------
+def _photos(tower: ImageTower, sources: Sequence[Any], rows: Sequence[int], seed: int, mix: Any,
+            pool: Sequence[Any], progress: Progress) -> torch.Tensor:
+    """One distorted photo of ``sources[row]`` per row, as the tower's uint8 input. Each photo
+    draws from its own generator, seeded by (seed, position), so a photo does not depend on
+    how many were made before it (nor would it on any order of making them)."""
+    from kqa.augment import distort
+
+    images = torch.zeros(len(rows), 3, tower.size, tower.size, dtype=torch.uint8)
+    for k, row in enumerate(rows):
+        images[k] = tower.load(distort(sources[row], np.random.default_rng((seed, k)), mix, pool))
+        if k % 50 == 0 or k == len(rows) - 1:
+            progress("recognise: photos", k + 1, len(rows))
+    return images
+
+
 @dataclass
 class RecogniseReport:
     entities: int
@@ -175,7 +190,7 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
 
     Returns (recogniser, the node of each row, report), or None when the encoder has no
     trainable tower or the KG has no usable entity images."""
-    from kqa.augment import TEST_MIX, TRAIN_MIX, backgrounds, distort
+    from kqa.augment import TEST_MIX, TRAIN_MIX, backgrounds
     from kqa.images import open_image
 
     config = config or RecogniseConfig()
@@ -192,7 +207,6 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
 
     recogniser.to(default_device())
     started = time.perf_counter()
-    rng = np.random.default_rng(config.seed)
     row_of = {n: i for i, n in enumerate(nodes)}
     positives = torch.zeros(len(nodes), len(nodes), dtype=torch.bool)
     for n, same in groups.items():
@@ -204,19 +218,13 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
     mix = replace(TRAIN_MIX, max_side=max(256, 2 * config.size))
     pool = backgrounds(mix.backgrounds)
     total = per_entity * len(nodes)
-    images = torch.zeros(total, 3, config.size, config.size, dtype=torch.uint8)
     labels = torch.arange(len(nodes)).repeat_interleave(per_entity)
-    for k, row in enumerate(labels.tolist()):
-        images[k] = tower.load(distort(sources[row], rng, mix, pool))
-        if k % 50 == 0 or k == total - 1:
-            progress("recognise: photos", k + 1, total)
+    images = _photos(tower, sources, labels.tolist(), config.seed, mix, pool, progress)
     images, labels = torch.cat([images, clean]), torch.cat([labels, torch.arange(len(nodes))])
-    val_rng = np.random.default_rng(config.seed + 7919)
-    val_pool = backgrounds(TEST_MIX.backgrounds)
-    val_mix = replace(TEST_MIX, max_side=mix.max_side)
     val_labels = torch.arange(len(nodes)).repeat_interleave(config.val_views)
-    val_images = torch.stack([tower.load(distort(sources[r], val_rng, val_mix, val_pool))
-                              for r in val_labels.tolist()]) if len(val_labels) else clean[:0]
+    val_images = _photos(tower, sources, val_labels.tolist(), config.seed + 7919,
+                         replace(TEST_MIX, max_side=mix.max_side), backgrounds(TEST_MIX.backgrounds),
+                         lambda *_: None)
 
     with torch.no_grad():  # start each entity's vector at its clean image
         recogniser.eval()
