@@ -3,7 +3,8 @@
     python benchmarks/countries_images.py [--json] [--fusions gated,concat,cross-attention]
                                           [--epochs 12] [--home DIR] [--no-baseline]
                                           [--recognise-photos N] [--recognise-size PX]
-                                          [--recognise-epochs N]
+                                          [--recognise-epochs N] [--recogniser-from MODEL]
+                                          [--models DIR]
 
 Builds the pack, loads it, indexes it and trains one model per fusion strategy on questions
 generated from the KG (training templates, training distortion mix and backgrounds). The test
@@ -46,6 +47,9 @@ def main() -> None:
     parser.add_argument("--recognise-photos", type=int, help="Recogniser photos per entity (default: kqa's).")
     parser.add_argument("--recognise-size", type=int, help="Recogniser input side (default: kqa's).")
     parser.add_argument("--recognise-epochs", type=int, help="Recogniser epochs (default: kqa's).")
+    parser.add_argument("--recogniser-from", help="Reuse this trained model's recogniser (answer-model "
+                                                  "experiments without the slow part).")
+    parser.add_argument("--models", help="Keep the trained models in this folder (default: a temporary one).")
     args = parser.parse_args()
     rows = Rows()
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,13 +75,13 @@ def main() -> None:
                      f"{sum(e.group in image_kinds for e in test)} / {sum(e.group in text_kinds for e in test)} / "
                      f"{sum(e.group == 'no entity' for e in test)}"))
         for fusion in args.fusions.split(","):
-            out = Path(tmp) / "models" / f"countries-{fusion}"
+            out = Path(args.models or Path(tmp) / "models") / f"countries-{fusion}"
             start = time.perf_counter()
             recognise = {k: v for k, v in (("views_per_entity", args.recognise_photos),
                                            ("size", args.recognise_size),
                                            ("epochs", args.recognise_epochs)) if v is not None}
             trained = kqa.train("countries", generated=True, out=out, fusion=fusion, epochs=args.epochs,
-                                recognise=recognise)
+                                recognise=recognise, recogniser_from=args.recogniser_from)
             rows.append((f"[{fusion}] training seconds ({trained.examples} questions)", time.perf_counter() - start))
             recogniser = json.loads((out / "config.json").read_text(encoding="utf-8")).get("recogniser")
             if recogniser:

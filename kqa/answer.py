@@ -457,13 +457,15 @@ def train_model(kg_name: str, questions: list[Question], out: Path, fusion: str 
                 hidden: int = 256, max_hops: int = 3, progress: Progress | None = None,
                 log: Callable[[dict[str, Any]], None] | None = None,
                 extra_examples: list[Example] | None = None,
-                recognise: dict[str, Any] | bool = True) -> TrainReport:
+                recognise: dict[str, Any] | bool = True,
+                recogniser_from: Path | None = None) -> TrainReport:
     """Train (or fine-tune, with ``init``) a model for a KG and save it to ``out``.
 
     With pictures in the training questions and an image encoder that can be fine-tuned, a
     recogniser of the KG's entity images is trained first (:mod:`kqa.recognise`;
-    ``recognise``: its :class:`~kqa.recognise.RecogniseConfig` fields, or False for none);
-    the answer model then reads its embeddings as the image feature."""
+    ``recognise``: its :class:`~kqa.recognise.RecogniseConfig` fields, or False for none), or
+    taken from the model at ``recogniser_from``; the answer model then reads its embeddings as
+    the image feature."""
     config = config or TrainConfig()
     seed_everything(config.seed)
     started = time.perf_counter()
@@ -486,7 +488,12 @@ def train_model(kg_name: str, questions: list[Question], out: Path, fusion: str 
         image_encoder is not None and bool(graph.images))
     image = get_encoder(image_encoder, "image") if uses_images else None
     recognised = None
-    if image is not None and recognise is not False:
+    if image is not None and recogniser_from is not None:
+        from kqa.recognise import reuse_recogniser
+
+        recognised = reuse_recogniser(graph, image, recogniser_from)
+        recognised[0].to(default_device())
+    elif image is not None and recognise is not False:
         from kqa.recognise import RecogniseConfig, train_recogniser
 
         options = recognise if isinstance(recognise, dict) else {}
@@ -538,7 +545,8 @@ def train_model(kg_name: str, questions: list[Question], out: Path, fusion: str 
         _rec, nodes, rec_report = recognised
         meta["recogniser"] = {"entities": [graph.node_keys[n] for n in nodes],
                               "views": rec_report.views, "seconds": rec_report.seconds,
-                              "val_accuracy": rec_report.val_accuracy, "history": rec_report.history}
+                              "val_accuracy": rec_report.val_accuracy, "history": rec_report.history,
+                              "from": rec_report.source}
         meta["metrics"]["recognition_val_accuracy"] = rec_report.val_accuracy
     write_json(out / "config.json", meta)
     write_json(out / "history.json", trainer.history)

@@ -166,13 +166,14 @@ def train(kg_name: str, questions: list[str | Path] = (), out: str | Path | None
     """Train a model on question files (and/or questions generated from the KG); returns a
     :class:`kqa.answer.TrainReport`. ``options`` are :class:`kqa.training.TrainConfig` fields
     (epochs, lr, lam, seed, ...) plus ``text_encoder``, ``image_encoder``, ``hidden``,
-    ``max_hops``, ``generate`` (:class:`kqa.generate.GenerateConfig` fields) and ``recognise``
-    (:class:`kqa.recognise.RecogniseConfig` fields, or False: no image recogniser)."""
+    ``max_hops``, ``generate`` (:class:`kqa.generate.GenerateConfig` fields), ``recognise``
+    (:class:`kqa.recognise.RecogniseConfig` fields, or False: no image recogniser) and
+    ``recogniser_from`` (a model folder whose trained recogniser is reused)."""
     from kqa.answer import read_question_files, train_model
     from kqa.training import TrainConfig
 
     KG(kg_name)
-    model_keys = {"text_encoder", "image_encoder", "hidden", "max_hops", "recognise"}
+    model_keys = {"text_encoder", "image_encoder", "hidden", "max_hops", "recognise", "recogniser_from"}
     model_options = {k: options.pop(k) for k in list(options) if k in model_keys}
     generate_options = options.pop("generate", None) or {}
     config = TrainConfig(**options)

@@ -276,6 +276,8 @@ def train_cmd(
     recognise_photos: Optional[int] = typer.Option(None, help="Training photos per entity image (default 40)."),
     recognise_epochs: Optional[int] = typer.Option(None, help="Recogniser epochs (default 3)."),
     recognise_size: Optional[int] = typer.Option(None, help="Recogniser input side in pixels (default 128)."),
+    recogniser_from: Optional[Path] = typer.Option(
+        None, help="Reuse the recogniser of this trained model instead of training one."),
     if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing if the model exists."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -301,7 +303,8 @@ def train_cmd(
                            val_fraction=val_fraction, seed=seed, max_minutes=max_minutes,
                            text_encoder=text_encoder, image_encoder=image_encoder,
                            recognise=_recognise_options(recognise, recognise_photos, recognise_epochs,
-                                                        recognise_size))
+                                                        recognise_size),
+                           recogniser_from=recogniser_from)
     if as_json:
         emit_json(result)
         return

@@ -180,6 +180,7 @@ class RecogniseReport:
     seconds: float
     val_accuracy: float
     history: list[dict[str, Any]]
+    source: str | None = None  # the model folder it was taken from, when reused
 
 
 def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | None = None,
@@ -276,6 +277,48 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
     report = RecogniseReport(len(nodes), total, round(time.perf_counter() - started, 1),
                              history[-1]["val_accuracy"] if history else 0.0, history)
     return recogniser, nodes, report
+
+
+def reuse_recogniser(graph: KGraph, encoder: Encoder, folder: Any
+                     ) -> tuple[Recogniser, list[int], RecogniseReport]:
+    """The recogniser of a model trained before (``kqa train --recogniser-from``): retraining
+    an answer model, or training one with another fusion, then skips the slow part. It must
+    have been trained with the same image encoder, on entities all still in ``graph``."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from kqa.errors import ModelMismatchError, NotFoundError
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise NotFoundError(f"no trained model at {folder} to take a recogniser from")
+    meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    saved, model = meta.get("recogniser"), meta.get("model", {})
+    if not saved or not model.get("recognise"):
+        raise NotFoundError(f"the model at {folder} has no image recogniser to reuse")
+    used = meta.get("encoders", {}).get("image", {})
+    if (used.get("name"), used.get("version")) != (encoder.name, encoder.version):
+        raise ModelMismatchError(f"the recogniser at {folder} was trained from image encoder "
+                                 f"{used.get('name')} {used.get('version')}, not {encoder.name} {encoder.version}")
+    rows = recogniser_rows(graph, saved["entities"])
+    missing = [k for k, r in zip(saved["entities"], rows.tolist()) if r < 0]
+    if missing:
+        raise ModelMismatchError(f"the recogniser at {folder} knows entities no longer in KG {graph.name} "
+                                 f"({', '.join(missing[:5])}...): train a new one")
+    recogniser = build_recogniser(encoder, len(rows), RecogniseConfig(size=model["recognise_size"],
+                                                                      dim=model["image_dim"]))
+    if recogniser is None:
+        raise ModelMismatchError(f"image encoder {encoder.name} cannot be fine-tuned")
+    state = load_file(str(folder / "model.safetensors"), device="cpu")
+    prefix = "recogniser."
+    recogniser.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    recogniser.entity_nodes.copy_(rows)
+    recogniser.eval()
+    report = RecogniseReport(len(rows), saved.get("views", 0), saved.get("seconds", 0.0),
+                             saved.get("val_accuracy", 0.0), saved.get("history", []), str(folder))
+    return recogniser, rows.tolist(), report
 
 
 @torch.no_grad()

@@ -116,6 +116,19 @@ def test_model_with_a_recogniser_round_trips_and_answers_about_a_photo(lands: Pa
     linked = kqa.link_entities("flags", "which country is this", image=photo)
     assert linked.image_candidates[0].name == "Land C"  # linking uses the model's recogniser
 
+    # another answer model (another fusion) reuses the trained recogniser as it is
+    with flagskg.one_thread(torch):
+        again = Path(kqa.train("flags", generated=True, epochs=1, fusion="concat", out=folder.parent / "again",
+                               recogniser_from=folder, generate={"views": 1, "per_path": 1}).model_dir)
+    first, second = load_file(str(folder / "model.safetensors")), load_file(str(again / "model.safetensors"))
+    reused = [k for k in first if k.startswith("recogniser.")]
+    assert reused and all(torch.equal(first[k], second[k]) for k in reused)
+    assert json.loads((again / "config.json").read_text(encoding="utf-8"))["recogniser"]["from"] == str(folder)
+    from kqa.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="no trained model"):
+        kqa.train("flags", generated=True, epochs=1, recogniser_from=folder.parent / "nothing-here")
+
 
 def test_tower_frozen_layers_then_trainable_ones_equal_the_whole_network() -> None:
     """Training runs the frozen layers once per photo and keeps their output: that split must
