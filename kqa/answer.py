@@ -70,9 +70,38 @@ def build_knowledge(graph: KGraph, text: TextEncoder, image_ref: str | None,
             keep = images.targets >= 0
             bank = torch.from_numpy(images.vectors[keep].astype(np.float32))
             bank_node = torch.from_numpy(images.targets[keep])
+    node_type, type_text = _node_types(graph, text)
     return KnowledgeTensors(relation_text.to(device), node_text.to(device), node_slots.to(device),
                             bank.to(device) if bank is not None else None,
-                            bank_node.to(device) if bank_node is not None else None)
+                            bank_node.to(device) if bank_node is not None else None,
+                            node_type.to(device) if node_type is not None else None,
+                            type_text.to(device) if type_text is not None else None)
+
+
+def type_name(node_type: str | None) -> str:
+    """A node type as words ("literal:integer" → "integer number")."""
+    if not node_type:
+        return "entity"
+    kind, _, value = node_type.partition(":")
+    if kind == "literal":
+        return {"integer": "integer number", "double": "decimal number"}.get(value, f"{value} value")
+    return node_type.replace("_", " ")
+
+
+def answer_type_names(graph: KGraph) -> list[str]:
+    """The KG's node types as words, in a fixed order (the model's answer-type vocabulary)."""
+    return sorted({type_name(t) for t in graph.node_types})
+
+
+def _node_types(graph: KGraph, text: TextEncoder) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Each node's type index and the type names' text vectors; (None, None) for a KG whose
+    nodes are all of one type (MetaQA's): no type can then tell answers apart."""
+    names = answer_type_names(graph)
+    if len(names) < 2:
+        return None, None
+    index = {name: i for i, name in enumerate(names)}
+    node_type = torch.tensor([index[type_name(t)] for t in graph.node_types], dtype=torch.long)
+    return node_type, torch.from_numpy(text.encode(names))
 
 
 def encode_images(examples: Sequence[Example], encoder: Any, progress: Progress | None = None) -> None:
@@ -184,6 +213,7 @@ class AnswerResult:
     hop_probs: list[float]
     message: str = ""
     seconds: float = 0.0
+    answer_type: list[tuple[str, float]] = field(default_factory=list)  # the asked-for types
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -338,9 +368,15 @@ class Answerer:
         for t, p in enumerate(probs):
             order = np.argsort(-p)[:3]
             relations.append([(relation_names[i], round(float(p[i]), 4)) for i in order])
+        answer_type = []
+        if out.type_logits is not None:
+            names = answer_type_names(self.graph)
+            p = torch.softmax(out.type_logits[0], -1)
+            top = p.topk(min(3, p.numel()))
+            answer_type = [(names[i], round(float(v), 4)) for v, i in zip(top.values.tolist(), top.indices.tolist())]
         return AnswerResult(clean, answers, confidence, [c.as_dict() for c in candidates], image_topic,
                             {k: round(v, 4) for k, v in modalities.items()}, round(float(out.text_gate[0]), 4),
-                            relations, [round(p, 4) for p in hop_probs], message, seconds)
+                            relations, [round(p, 4) for p in hop_probs], message, seconds, answer_type)
 
     def _slot_label(self, slot: int) -> str:
         count = self.graph.num_relations
@@ -508,6 +544,7 @@ def train_model(kg_name: str, questions: list[Question], out: Path, fusion: str 
                                image_dim=(recogniser.dim if recogniser else image.dim if image else 0),
                                hidden=hidden, max_hops=max_hops, fusion=fusion,
                                recognise=recogniser is not None,
+                               answer_types=len(answer_type_names(graph)) > 1,
                                recognise_size=recogniser.tower.size if recogniser else 0,
                                recognise_entities=len(recognised[1]) if recognised else 0)
     model = build_model(model_config, image, recogniser)

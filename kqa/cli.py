@@ -367,6 +367,8 @@ def ask_cmd(
     out_line(f"topic: {escape(topic)}")
     if result.image_topic:
         out_line("image: " + escape(", ".join(f"{t['name']} ({t['score']:.2f})" for t in result.image_topic[:3])))
+    if result.answer_type:
+        out_line("asks for: " + escape(", ".join(f"{name} ({p:.2f})" for name, p in result.answer_type[:2])))
     for rank, answer in enumerate(result.answers, start=1):
         out_line(f"[bold]{rank}. {escape(answer.name)}[/]  score {answer.score:.3f}  ({answer.hop} hop"
                  f"{'s' if answer.hop != 1 else ''})")

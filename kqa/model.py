@@ -42,6 +42,7 @@ class ModelConfig:
     recognise_entities: int = 0  # its rows
     layers: int = 2  # trainable transformer layers over the frozen encoder's token states
     token_dropout: float = 0.1  # training only: hide this share of the question's tokens
+    answer_types: bool = False  # weigh hop counts by whether their answers have the asked-for type
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +74,8 @@ class KnowledgeTensors:
     node_slots: torch.Tensor  # [N, num_slots] normalised incident-relation counts
     image_bank: torch.Tensor | None = None  # [M, image_dim]
     image_bank_node: torch.Tensor | None = None  # [M]
+    node_type: torch.Tensor | None = None  # [N] each node's type (None: the KG has one type)
+    type_text: torch.Tensor | None = None  # [K, text_dim] the type names' text vectors
 
 
 @dataclass
@@ -86,6 +89,7 @@ class Output:
     text_gate: torch.Tensor  # [B] weight of the text-linked topic vs the image-linked one
     image_logits: torch.Tensor | None = None  # [B, E_img] over image entities
     image_nodes: torch.Tensor | None = None  # [E_img]
+    type_logits: torch.Tensor | None = None  # [B, K] the answer type the question asks for
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -111,6 +115,9 @@ class QAModel(nn.Module):
         self.stop_head = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, 1))
         self.gate_head = nn.Linear(d, 1)
         self.kg_rel = nn.Linear(d, d)
+        if config.answer_types:  # types are read by name, so a new KG's types are not strangers
+            self.type_query = nn.Linear(d, d)
+            self.type_key = nn.Sequential(nn.Linear(config.text_dim, d), nn.LayerNorm(d))
         # a trained kqa.recognise.Recogniser: image features are its embeddings and it names
         # the entity shown; without one, a learned projection aligns raw encoder features
         # with the KG's entity images
@@ -226,9 +233,14 @@ class QAModel(nn.Module):
         stop = [self.stop_zero(fused)] + [self.stop_head(torch.cat([fused, c], dim=-1)) for c in contexts]
         hop_probs = torch.softmax(torch.cat(stop, dim=-1), dim=-1)
         hops = propagator.run(start, relation_probs)
+        type_logits = None
+        if self.config.answer_types and knowledge.node_type is not None and knowledge.type_text is not None:
+            keys = self.type_key(knowledge.type_text.float())
+            type_logits = self.type_query(fused) @ keys.T / math.sqrt(keys.shape[-1])
+            hop_probs = _typed_hops(hop_probs, hops, type_logits, knowledge.node_type)
         scores = propagator.combine(hops, hop_probs, size)
         return Output(scores, relation_probs, hop_probs, hops, mention_logits, shares, gate,
-                      image_logits, image_nodes)
+                      image_logits, image_nodes, type_logits)
 
     def _hop_relations(self, fused: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
                        relations: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -245,6 +257,30 @@ class QAModel(nn.Module):
             probs.append(torch.softmax(logits, dim=-1))
             contexts.append(context)
         return probs, contexts
+
+
+def _typed_hops(hop_probs: torch.Tensor, hops: list[Sparse], type_logits: torch.Tensor,
+                node_type: torch.Tensor) -> torch.Tensor:
+    """Hop-count probabilities reweighted by how well each hop's answers fit the answer type
+    the question asks for. The relations of "which currency is used in the countries next to
+    X" may be read right (borders, then currency) while the hop count, misled by "countries
+    next to", stops after one hop: its answers are countries, not currencies."""
+    probs = torch.softmax(type_logits, dim=-1)
+    weight = probs / probs.amax(dim=-1, keepdim=True)  # the most likely type counts fully
+    size = hop_probs.shape[0]
+    columns = []
+    for hop in hops:
+        mass = torch.zeros(size, dtype=hop_probs.dtype, device=hop_probs.device)
+        if len(hop.node) == 0:  # a hop that reached nothing has no answers to fit
+            columns.append(mass)
+            continue
+        fit = weight[hop.batch, node_type[hop.node]]
+        mass = mass.index_add(0, hop.batch, hop.value)
+        fitting = torch.zeros_like(mass).index_add(0, hop.batch, hop.value * fit)
+        columns.append(fitting / mass.clamp(min=1e-9))
+    weighted = hop_probs * torch.stack(columns, dim=-1)
+    total = weighted.sum(-1, keepdim=True)
+    return torch.where(total > 0, weighted / total.clamp(min=1e-12), hop_probs)
 
 
 def _scale(sparse: Sparse, weight: torch.Tensor) -> Sparse:

@@ -184,8 +184,8 @@ def answer_targets(examples: Sequence[Example], num_nodes: int, device: torch.de
 
 
 def losses(model: QAModel, out: Any, examples: Sequence[Example], targets: torch.Tensor,
-           lam: float) -> dict[str, torch.Tensor]:
-    """L = L_answer + λ·(L_mention + L_align)."""
+           lam: float, node_type: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """L = L_answer + λ·(L_mention + L_align + L_type)."""
     scores = out.scores.clamp(1e-6, 1 - 1e-6)
     answer = -(targets * scores.log() + (1 - targets) * (1 - scores).log()).sum(1).mean()
     other = torch.zeros((), device=scores.device)
@@ -213,8 +213,30 @@ def losses(model: QAModel, out: Any, examples: Sequence[Example], targets: torch
             align = nn.functional.cross_entropy(out.image_logits[idx], target)
             parts["align"] = align
             other = other + align
+    if out.type_logits is not None and node_type is not None:
+        answer_type = _answer_type_loss(out.type_logits, examples, node_type)
+        if answer_type is not None:
+            parts["type"] = answer_type
+            other = other + answer_type
     parts["total"] = answer + lam * other
     return parts
+
+
+def _answer_type_loss(type_logits: torch.Tensor, examples: Sequence[Example],
+                      node_type: torch.Tensor) -> torch.Tensor | None:
+    """Cross-entropy of the asked-for answer type against the gold answers' types (a question
+    whose answers have several types shares the target between them)."""
+    target = torch.zeros_like(type_logits)
+    rows = []
+    for i, e in enumerate(examples):
+        if e.answers:
+            types = node_type[torch.as_tensor(e.answers, device=node_type.device)]
+            target[i].index_add_(0, types, torch.full((len(types),), 1.0 / len(types), device=target.device))
+            rows.append(i)
+    if not rows:
+        return None
+    picked = torch.tensor(rows, device=type_logits.device)
+    return -(target[picked] * torch.log_softmax(type_logits[picked], dim=-1)).sum(-1).mean()
 
 
 @dataclass
@@ -311,7 +333,7 @@ class Trainer:
                 batch = collate(chunk, self.device, image_dim)
                 out = self.model(batch, self.knowledge, self.propagator)
                 targets = answer_targets(chunk, self.propagator.num_nodes, self.device)
-                parts = losses(self.model, out, chunk, targets, cfg.lam)
+                parts = losses(self.model, out, chunk, targets, cfg.lam, self.knowledge.node_type)
                 optimizer.zero_grad(set_to_none=True)
                 parts["total"].backward()
                 nn.utils.clip_grad_norm_(params, 1.0)

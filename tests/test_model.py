@@ -157,3 +157,33 @@ def test_fine_tune_on_a_new_kg(home: dict[str, Path], tmp_path: Path) -> None:
     result = kqa.ask("books", "who wrote Book 7", model=report.model_dir)
     assert result.answers and result.answers[0].name == "Author 2"
     kqa.drop_kg("books")
+
+
+def test_answer_type_moves_the_hop_count_to_answers_of_the_asked_type() -> None:
+    """Hop 1 reaches a country, hop 2 a currency; the hop-count head prefers hop 1, the answer
+    type head asks for a currency: the hop whose answers are currencies must win."""
+    from kqa.model import _typed_hops
+    from kqa.retrieve import Sparse
+
+    node_type = torch.tensor([0, 0, 1])  # nodes 0, 1: countries; node 2: a currency
+    hops = [Sparse(torch.tensor([0]), torch.tensor([0]), torch.tensor([1.0])),
+            Sparse(torch.tensor([0]), torch.tensor([1]), torch.tensor([1.0])),
+            Sparse(torch.tensor([0]), torch.tensor([2]), torch.tensor([0.9])),
+            Sparse.empty()]
+    hop_probs = torch.tensor([[0.0, 0.8, 0.15, 0.05]])
+    asks_currency = torch.tensor([[-4.0, 4.0]])
+    typed = _typed_hops(hop_probs, hops, asks_currency, node_type)
+    assert typed[0, 2] > 0.9 and abs(float(typed.sum()) - 1) < 1e-5
+    neutral = _typed_hops(hop_probs, hops, torch.zeros(1, 2), node_type)
+    reached = hop_probs * torch.tensor([[1.0, 1.0, 1.0, 0.0]])  # hop 3 reached nothing
+    assert torch.allclose(neutral, reached / reached.sum())  # no type preference: only that
+
+
+def test_answer_types_are_read_by_name_and_skipped_for_untyped_kgs(home: dict[str, Path]) -> None:
+    from kqa.answer import answer_type_names, type_name
+
+    assert type_name("literal:integer") == "integer number" and type_name(None) == "entity"
+    graph = kqa.open_kg("films").graph
+    assert answer_type_names(graph) == ["entity"]  # one type: nothing to tell answers apart
+    meta = json.loads((home["model"] / "config.json").read_text())
+    assert meta["model"]["answer_types"] is False
