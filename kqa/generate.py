@@ -30,6 +30,39 @@ GENERIC_ASK = ["what is the {rel} of {x}", "what {rel} does {x} have", "tell me 
                "{x}: which {rel}", "!what's the {rel} of {x}"]
 GENERIC_NOUN = ["the {rel} of {x}"]
 GENERIC_INVERSE = ["what is {inv} {x}", "which {type} is {inv} {x}", "!name what is {inv} {x}"]
+AUXILIARIES = {"is", "are", "was", "were", "does", "do", "did", "has", "have", "can", "will"}
+
+
+def noun_phrases(questions: list[str]) -> list[str]:
+    """Noun phrases for composing two-hop questions, derived from a relation's one-hop
+    questions by plain grammar, so that every phrasing a pack gives for a relation also
+    appears inside longer questions: "which countries border {x}" → "the countries that
+    border {x}"; "what is the capital of {x}" / "name the neighbours of {x}" → "the capital
+    of {x}" / "the neighbours of {x}". Questions that invert subject and verb ("what currency
+    does {x} use") or ask how/where are left out: they have no plain noun form."""
+    out = []
+    for question in questions:
+        words = question.split()
+        if "{x}" not in question or len(words) < 3:
+            continue
+        first, second = words[0].lower(), words[1].lower()
+        if first in {"what", "which"} and second in {"is", "are"} and words[2].lower() == "the":
+            out.append(" ".join(words[2:]))  # what is the capital of {x}
+        elif first in {"name", "list"} and second == "the":
+            out.append(" ".join(words[1:]))  # name the neighbouring countries of {x}
+        elif first in {"what", "which"} and second not in AUXILIARIES and "{x}" not in words[1] \
+                and not _inverted(words[2:]):
+            out.append(f"the {words[1]} that {' '.join(words[2:])}")  # which countries border {x}
+    return list(dict.fromkeys(out))
+
+
+def _inverted(words: list[str]) -> bool:
+    """Does the entity follow an auxiliary ("... is {x} in", "does {x} use")? Then the
+    question inverts subject and verb, and "the N that ..." would not be English."""
+    for before, word in zip([""] + words, words):
+        if "{x}" in word:
+            return before.lower() in AUXILIARIES or word.index("{x}") > 0
+    return True
 
 
 @dataclass
@@ -118,7 +151,14 @@ class Generator:
     def noun_template(self, slot: int) -> str:
         key = self.graph.relation_keys[slot % self.graph.num_relations]
         options = self.t.noun.get(key) or [g.replace("{rel}", self.graph.relation_names[slot]) for g in GENERIC_NOUN]
-        return self._choice(pick(options, self.cfg.split))
+        options = pick(options, self.cfg.split)
+        if self.cfg.split != "test" and slot < self.graph.num_relations:
+            # training also composes with the noun forms of the relation's own questions (not
+            # with any that a pack holds out for testing: those stay unseen)
+            held = {t[1:] for t in self.t.noun.get(key, []) if t.startswith("!")}
+            derived = [n for n in noun_phrases(pick(self.t.ask.get(key, []), "train")) if n not in held]
+            options = list(dict.fromkeys(options + derived))
+        return self._choice(options)
 
     # -- pictures --------------------------------------------------------------------------
     def picture(self, node: int) -> Any:

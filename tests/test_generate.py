@@ -145,3 +145,16 @@ def test_a_name_shared_by_two_entities_names_both(tmp_path: Path) -> None:
     reached = first.node[first.value > 0].tolist()
     assert [graph.node_types[n] for n in reached] == ["city"]  # the capital of Singapore
     assert not set(second.node[second.value > 0].tolist()) & set(singapore)  # later hops never come back to a topic
+
+
+def test_two_hop_questions_also_use_noun_forms_of_one_hop_questions() -> None:
+    """Every phrasing a pack gives for a relation should also appear inside compositions: the
+    one-hop questions are turned into noun phrases by plain grammar; inverted questions
+    ("what currency does {x} use") have no such form and are left out."""
+    from kqa.generate import noun_phrases
+
+    assert noun_phrases(["which countries border {x}", "what are the neighbours of {x}",
+                         "name the neighbouring countries of {x}", "what currency does {x} use",
+                         "which region is {x} in", "how big is {x}", "which movies star {x}"]) == [
+        "the countries that border {x}", "the neighbours of {x}", "the neighbouring countries of {x}",
+        "the movies that star {x}"]
