@@ -85,9 +85,10 @@ def main() -> None:
             rows.append((f"[{fusion}] training seconds ({trained.examples} questions)", time.perf_counter() - start))
             recogniser = json.loads((out / "config.json").read_text(encoding="utf-8")).get("recogniser")
             if recogniser:
+                reused = f" (reused from {recogniser['from']})" if recogniser.get("from") else ""
                 rows.append((f"[{fusion}] recogniser: seconds, photos, held-out top-1 (look-alikes count)",
                              f"{recogniser['seconds']:.0f}, {recogniser['views']}, "
-                             f"{recogniser['val_accuracy'] * 100:.2f}"))
+                             f"{recogniser['val_accuracy'] * 100:.2f}{reused}"))
             answerer = load_answerer("countries", out)
             for e in test:
                 e.states = e.image_feature = None
