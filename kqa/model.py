@@ -239,6 +239,8 @@ class QAModel(nn.Module):
             type_logits = self.type_query(fused) @ keys.T / math.sqrt(keys.shape[-1])
             hop_probs = _typed_hops(hop_probs, hops, type_logits, knowledge.node_type)
         scores = propagator.combine(hops, hop_probs, size)
+        if type_logits is not None:  # an answer of another type than asked for counts less
+            scores = scores * _type_weight(type_logits)[:, knowledge.node_type]
         return Output(scores, relation_probs, hop_probs, hops, mention_logits, shares, gate,
                       image_logits, image_nodes, type_logits)
 
@@ -259,14 +261,20 @@ class QAModel(nn.Module):
         return probs, contexts
 
 
+def _type_weight(type_logits: torch.Tensor) -> torch.Tensor:
+    """[B, K] how much an answer of each type counts: the most likely type fully (so the
+    confidence of a well-typed answer is not lowered), the others by their odds against it."""
+    probs = torch.softmax(type_logits, dim=-1)
+    return probs / probs.amax(dim=-1, keepdim=True)
+
+
 def _typed_hops(hop_probs: torch.Tensor, hops: list[Sparse], type_logits: torch.Tensor,
                 node_type: torch.Tensor) -> torch.Tensor:
     """Hop-count probabilities reweighted by how well each hop's answers fit the answer type
     the question asks for. The relations of "which currency is used in the countries next to
     X" may be read right (borders, then currency) while the hop count, misled by "countries
     next to", stops after one hop: its answers are countries, not currencies."""
-    probs = torch.softmax(type_logits, dim=-1)
-    weight = probs / probs.amax(dim=-1, keepdim=True)  # the most likely type counts fully
+    weight = _type_weight(type_logits)
     size = hop_probs.shape[0]
     columns = []
     for hop in hops:
