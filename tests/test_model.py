@@ -174,7 +174,7 @@ def test_answer_type_moves_the_hop_count_to_answers_of_the_asked_type() -> None:
     asks_currency = torch.tensor([[-4.0, 4.0]])
     typed = _typed_hops(hop_probs, hops, asks_currency, node_type)
     assert typed[0, 2] > 0.9 and abs(float(typed.sum()) - 1) < 1e-5
-    weight = _type_weight(asks_currency)  # answers are weighed too: a currency fully, a country barely
+    weight = _type_weight(asks_currency)  # a currency counts fully, a country barely
     assert float(weight[0, 1]) == 1.0 and float(weight[0, 0]) < 1e-3
     neutral = _typed_hops(hop_probs, hops, torch.zeros(1, 2), node_type)
     reached = hop_probs * torch.tensor([[1.0, 1.0, 1.0, 0.0]])  # hop 3 reached nothing
