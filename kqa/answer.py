@@ -259,6 +259,7 @@ class Answerer:
         self.knowledge = build_knowledge(self.graph, self.text,  # type: ignore[arg-type]
                                          image_meta["ref"] if image_meta else None, self.device)
         self.linker: Linker = get_linker(kg_name)
+        self.type_names = answer_type_names(self.graph)  # the answer-type head's vocabulary
         self.lock = threading.Lock()
 
     def _check_kg(self, kg_name: str) -> None:
@@ -370,7 +371,7 @@ class Answerer:
             relations.append([(relation_names[i], round(float(p[i]), 4)) for i in order])
         answer_type = []
         if out.type_logits is not None:
-            names = answer_type_names(self.graph)
+            names = self.type_names
             p = torch.softmax(out.type_logits[0], -1)
             top = p.topk(min(3, p.numel()))
             answer_type = [(names[i], round(float(v), 4)) for v, i in zip(top.values.tolist(), top.indices.tolist())]
@@ -528,7 +529,6 @@ def train_model(kg_name: str, questions: list[Question], out: Path, fusion: str 
         from kqa.recognise import reuse_recogniser
 
         recognised = reuse_recogniser(graph, image, recogniser_from)
-        recognised[0].to(default_device())
     elif image is not None and recognise is not False:
         from kqa.recognise import RecogniseConfig, train_recogniser
 
