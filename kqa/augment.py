@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import importlib.util
 import io
-from collections.abc import Sequence
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -238,6 +240,46 @@ def augmentations(image: Image.Image, n: int, seed: int = 0,
     rng = np.random.default_rng(seed)
     pool = _backgrounds(mix.backgrounds)
     return [distort(image, rng, mix, pool) for _ in range(n)]
+
+
+# -- many photos at once ---------------------------------------------------------------------
+_task: Callable[[int], object] | None = None  # what forked workers run (inherited, not pickled)
+PARALLEL_MIN = 64  # fewer photos than this are not worth starting processes for
+
+
+def _run_task(index: int) -> object:
+    assert _task is not None
+    return _task(index)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def in_processes(task: Callable[[int], object], count: int, workers: int | None = None) -> Iterator[object]:
+    """``task(0)``, ..., ``task(count - 1)``, in order, computed by one forked process per core.
+
+    Distorting photos is Pillow and numpy work driven from Python: threads share one GIL and
+    measured no faster, processes scale with cores (a training set of 10,000 photos is about a
+    third of set-up time on 2 cores). ``task`` must not use torch: the workers are forked from
+    a process whose torch thread pools they do not own. Each result must depend on its index
+    alone (seed each photo's generator from it), so any number of workers gives the same
+    photos. Small jobs, one core, or no ``fork`` on this platform: computed here, in order."""
+    global _task
+    workers = workers or usable_cores()
+    if workers < 2 or count < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
+        yield from (task(i) for i in range(count))
+        return
+    previous, _task = _task, task
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_run_task, range(count), chunksize=8)
+    finally:
+        _task = previous
 
 
 def _rgba(image: Image.Image, max_side: int) -> Image.Image:

@@ -165,18 +165,30 @@ class Generator:
         """One of the entity's distorted pictures (a fixed pool per entity, shared by its
         questions so each picture is encoded once)."""
         if node not in self.views:
-            from kqa.augment import MIXES, backgrounds, distort
-            from kqa.images import open_image
+            self.make_pictures([node])
+        pool = self.views[node]
+        return pool[int(self.rng.integers(len(pool)))]
 
-            mix = MIXES[self.cfg.mix] if self.cfg.mix in MIXES else MIXES[self.cfg.mix + "_mix"]
-            pool = backgrounds(mix.backgrounds)
+    def make_pictures(self, nodes: list[int]) -> None:
+        """The pools of distorted pictures of ``nodes``, made on every core. Each entity's
+        pool comes from a generator seeded by its key, split and seed, so it is the same
+        whichever process makes it and whatever else is made."""
+        from kqa.augment import MIXES, backgrounds, distort, in_processes
+        from kqa.images import open_image
+
+        mix = MIXES[self.cfg.mix] if self.cfg.mix in MIXES else MIXES[self.cfg.mix + "_mix"]
+        pool = backgrounds(mix.backgrounds)
+
+        def views(k: int) -> list[Any]:
+            node = nodes[k]
             source = open_image(self.graph.images[node][0])
             seed = int(hashlib.sha1(f"{self.graph.node_keys[node]}|{self.cfg.split}|{self.cfg.seed}".encode())
                        .hexdigest()[:8], 16)
             rng = np.random.default_rng(seed)
-            self.views[node] = [distort(source, rng, mix, pool) for _ in range(self.cfg.views)]
-        pool = self.views[node]
-        return pool[int(self.rng.integers(len(pool)))]
+            return [distort(source, rng, mix, pool) for _ in range(self.cfg.views)]
+
+        for node, made in zip(nodes, in_processes(views, len(nodes))):
+            self.views[node] = made  # type: ignore[assignment]
 
     def blank_picture(self) -> Any:
         """A picture of no entity: a background photo, a plain colour or noise."""
@@ -244,6 +256,7 @@ class Generator:
         out: list[Example] = []
         graph, cfg = self.graph, self.cfg
         entities = [n for n in range(graph.num_nodes) if graph.node_kind[n] == ENTITY]
+        self.make_pictures([n for n in entities if n in graph.images and n not in self.views])
         for node in entities:
             has_image = node in graph.images
             if has_image:

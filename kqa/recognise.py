@@ -160,14 +160,18 @@ def build_recogniser(encoder: Encoder, entities: int, config: RecogniseConfig) -
 # -- training ------------------------------------------------------------------------------------
 def _photos(tower: ImageTower, sources: Sequence[Any], rows: Sequence[int], seed: int, mix: Any,
             pool: Sequence[Any], progress: Progress) -> torch.Tensor:
-    """One distorted photo of ``sources[row]`` per row, as the tower's uint8 input. Each photo
-    draws from its own generator, seeded by (seed, position), so a photo does not depend on
-    how many were made before it (nor would it on any order of making them)."""
-    from kqa.augment import distort
+    """One distorted photo of ``sources[row]`` per row, as the tower's uint8 input, made on
+    every core (:func:`kqa.augment.in_processes`). Each photo draws from its own generator,
+    seeded by (seed, position), so a photo depends neither on how many were made before it
+    nor on which process made it."""
+    from kqa.augment import distort, in_processes
+
+    def photo(k: int) -> Any:
+        return distort(sources[rows[k]], np.random.default_rng((seed, k)), mix, pool)
 
     images = torch.zeros(len(rows), 3, tower.size, tower.size, dtype=torch.uint8)
-    for k, row in enumerate(rows):
-        images[k] = tower.load(distort(sources[row], np.random.default_rng((seed, k)), mix, pool))
+    for k, picture in enumerate(in_processes(photo, len(rows))):
+        images[k] = tower.load(picture)
         if k % 50 == 0 or k == len(rows) - 1:
             progress("recognise: photos", k + 1, len(rows))
     return images

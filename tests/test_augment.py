@@ -163,3 +163,26 @@ def test_pasted_object_keeps_its_scale_range() -> None:
         height, width = out.shape[:2]
         side = max((np.ptp(xs) + 1) / width, (np.ptp(ys) + 1) / height)
         assert TRAIN_MIX.paste_scale[0] - 0.05 <= side <= TRAIN_MIX.paste_scale[1] + 0.05
+
+
+def test_photos_made_in_processes_equal_those_made_here() -> None:
+    """Forked workers make exactly the photos one process would, in order: each photo's
+    generator is seeded by its index, so results do not depend on which worker made it."""
+    source, pool = flag_like(), backgrounds("train")
+
+    def photo(k: int) -> Image.Image:
+        return distort(source, np.random.default_rng((3, k)), TRAIN_MIX, pool)
+
+    count = augment.PARALLEL_MIN + 5
+    here = [digest(p) for p in augment.in_processes(photo, count, workers=1)]
+    forked = [digest(p) for p in augment.in_processes(photo, count, workers=2)]
+    assert forked == here
+    assert len(set(here)) == count
+
+
+def test_a_failing_photo_task_raises_here() -> None:
+    def broken(k: int) -> Image.Image:
+        raise ValueError(f"photo {k} failed")
+
+    with pytest.raises(ValueError, match="failed"):
+        list(augment.in_processes(broken, augment.PARALLEL_MIN, workers=2))
