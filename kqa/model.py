@@ -43,6 +43,7 @@ class ModelConfig:
     layers: int = 2  # trainable transformer layers over the frozen encoder's token states
     token_dropout: float = 0.1  # training only: hide this share of the question's tokens
     answer_types: bool = False  # weigh hop counts by whether their answers have the asked-for type
+    typed_relations: bool = False  # answering: weigh the last hop's relations by the type they lead to
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +77,7 @@ class KnowledgeTensors:
     image_bank_node: torch.Tensor | None = None  # [M]
     node_type: torch.Tensor | None = None  # [N] each node's type (None: the KG has one type)
     type_text: torch.Tensor | None = None  # [K, text_dim] the type names' text vectors
+    slot_types: torch.Tensor | None = None  # [num_slots, K] share of each slot's tails of each type
 
 
 @dataclass
@@ -232,11 +234,14 @@ class QAModel(nn.Module):
         relation_probs, contexts = self._hop_relations(fused, tokens, batch.mask, relations)
         stop = [self.stop_zero(fused)] + [self.stop_head(torch.cat([fused, c], dim=-1)) for c in contexts]
         hop_probs = torch.softmax(torch.cat(stop, dim=-1), dim=-1)
-        hops = propagator.run(start, relation_probs)
         type_logits = None
         if self.config.answer_types and knowledge.node_type is not None and knowledge.type_text is not None:
             keys = self.type_key(knowledge.type_text.float())
             type_logits = self.type_query(fused) @ keys.T / math.sqrt(keys.shape[-1])
+            if self.config.typed_relations and not self.training and knowledge.slot_types is not None:
+                relation_probs = _typed_relations(relation_probs, hop_probs, type_logits, knowledge.slot_types)
+        hops = propagator.run(start, relation_probs)
+        if type_logits is not None:
             hop_probs = _typed_hops(hop_probs, hops, type_logits, knowledge.node_type)
         scores = propagator.combine(hops, hop_probs, size)
         return Output(scores, relation_probs, hop_probs, hops, mention_logits, shares, gate,
@@ -265,6 +270,27 @@ def _type_weight(type_logits: torch.Tensor) -> torch.Tensor:
     questions +1.5 points, subregion ones −3 to −22: the head confuses those two types.)"""
     probs = torch.softmax(type_logits, dim=-1)
     return probs / probs.amax(dim=-1, keepdim=True)
+
+
+def _typed_relations(relation_probs: list[torch.Tensor], hop_probs: torch.Tensor,
+                     type_logits: torch.Tensor, slot_types: torch.Tensor) -> list[torch.Tensor]:
+    """Relation probabilities reweighted by whether each relation leads to the answer type the
+    question asks for, as far as the question ends at that hop: ``p_t(s) · (1 − q_t + q_t ·
+    fit(s))``, q_t the probability of stopping after hop t.
+
+    The relation reader reads words ("part of" → subregion) while the answer-type head reads
+    the whole sentence ("which continent is X part of" asks for a region): two readings that
+    err apart vote together. Only when answering: trained through this vote, the reader leaves
+    what types tell apart to the type head, and one head's mistakes then decide alone
+    (measured on the countries KG: held-out subregion questions 94 → 55 %, region 9 → 30 %;
+    as an answering-time vote on the same model: region 9 → 20 %, no kind worse)."""
+    fit = _type_weight(type_logits) @ slot_types.T.to(type_logits.dtype)  # [B, num_slots]
+    out = []
+    for t, probs in enumerate(relation_probs):
+        ends = hop_probs[:, t + 1:t + 2]
+        weighted = probs * (1.0 - ends + ends * fit)
+        out.append(weighted / weighted.sum(-1, keepdim=True).clamp(min=1e-12))
+    return out
 
 
 def _typed_hops(hop_probs: torch.Tensor, hops: list[Sparse], type_logits: torch.Tensor,

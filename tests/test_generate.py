@@ -158,3 +158,22 @@ def test_two_hop_questions_also_use_noun_forms_of_one_hop_questions() -> None:
                          "which region is {x} in", "how big is {x}", "which movies star {x}"]) == [
         "the countries that border {x}", "the neighbours of {x}", "the neighbouring countries of {x}",
         "the movies that star {x}"]
+
+
+def test_slot_types_say_which_type_of_node_each_relation_leads_to(lands: Path) -> None:
+    """capital leads to cities, its inverse to countries; population to integers."""
+    import torch
+
+    from kqa.answer import _node_types, _slot_types, answer_type_names
+    from kqa.encode import get_encoder
+    from kqa.graph import load_graph
+
+    graph = load_graph("lands")
+    node_type, _ = _node_types(graph, get_encoder("minilm", "text"))  # type: ignore[arg-type]
+    table = _slot_types(graph, node_type)
+    names = answer_type_names(graph)
+    capital = graph.relation_keys.index("capital")
+    assert table[capital, names.index("city")] == 1.0
+    assert table[capital + graph.num_relations, names.index("country")] == 1.0
+    assert table[graph.relation_keys.index("population"), names.index("integer number")] == 1.0
+    assert torch.allclose(table.sum(-1), torch.ones(2 * graph.num_relations))

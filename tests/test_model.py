@@ -181,6 +181,21 @@ def test_answer_type_moves_the_hop_count_to_answers_of_the_asked_type() -> None:
     assert torch.allclose(neutral, reached / reached.sum())  # no type preference: only that
 
 
+def test_answer_type_moves_the_last_hops_relation_to_one_leading_to_that_type() -> None:
+    """Slot 0 leads to subregions, slot 1 to regions. The reader prefers slot 0, the type head
+    asks for a region: where the question ends after hop 1, slot 1 must win; where it surely
+    goes on (hop 1 of two), hop 1's reading is left as it is."""
+    from kqa.model import _typed_relations
+
+    slot_types = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # types: 0 subregion, 1 region
+    reader = [torch.tensor([[0.7, 0.3]])] * 2
+    asks_region = torch.tensor([[-3.0, 3.0]])
+    one_hop = _typed_relations(reader, torch.tensor([[0.0, 1.0, 0.0]]), asks_region, slot_types)
+    assert one_hop[0][0, 1] > 0.9 and torch.allclose(one_hop[0].sum(-1), torch.ones(1))
+    two_hops = _typed_relations(reader, torch.tensor([[0.0, 0.0, 1.0]]), asks_region, slot_types)
+    assert torch.allclose(two_hops[0], reader[0]) and two_hops[1][0, 1] > 0.9
+
+
 def test_answer_types_are_read_by_name_and_skipped_for_untyped_kgs(home: dict[str, Path]) -> None:
     from kqa.answer import answer_type_names, type_name
 
@@ -188,4 +203,21 @@ def test_answer_types_are_read_by_name_and_skipped_for_untyped_kgs(home: dict[st
     graph = kqa.open_kg("films").graph
     assert answer_type_names(graph) == ["entity"]  # one type: nothing to tell answers apart
     meta = json.loads((home["model"] / "config.json").read_text())
-    assert meta["model"]["answer_types"] is False
+    assert meta["model"]["answer_types"] is False and meta["model"]["typed_relations"] is False
+
+
+def test_top_answers_are_ranked_among_reached_nodes_only() -> None:
+    """Ranking only the nodes a hop reached gives the dense top-k (every other node scores 0)."""
+    from kqa.retrieve import Sparse
+
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.zeros(1000)
+    hops = []
+    for size in (1, 40, 300):
+        node = torch.randint(0, 1000, (size,), generator=generator)
+        hops.append(Sparse(torch.zeros(size, dtype=torch.long), node, torch.rand(size, generator=generator)))
+        scores[node] = torch.rand(size, generator=generator)
+    values, nodes = kqa.answer.top_reached(scores, hops, 5)
+    dense = scores.topk(5)
+    assert nodes == dense.indices.tolist() and values == dense.values.tolist()
+    assert kqa.answer.top_reached(torch.zeros(10), [Sparse.empty()], 5) == ([], [])
