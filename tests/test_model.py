@@ -221,3 +221,35 @@ def test_top_answers_are_ranked_among_reached_nodes_only() -> None:
     dense = scores.topk(5)
     assert nodes == dense.indices.tolist() and values == dense.values.tolist()
     assert kqa.answer.top_reached(torch.zeros(10), [Sparse.empty()], 5) == ([], [])
+
+
+def test_the_type_vote_on_relations_is_cast_when_answering_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trained through the vote, the relation reader stops learning what types tell apart."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import kqa.model
+    from kqa.answer import build_model
+    from kqa.model import Batch, KnowledgeTensors, ModelConfig
+    from kqa.retrieve import Propagator, Sparse
+
+    graph = SimpleNamespace(src=np.array([0]), dst=np.array([1]), rel=np.array([0]), num_nodes=2, num_relations=1)
+    propagator = Propagator(graph)  # type: ignore[arg-type]
+    model = build_model(ModelConfig(num_slots=2, text_dim=8, hidden=16, heads=2, answer_types=True,
+                                    typed_relations=True))
+    knowledge = KnowledgeTensors(torch.randn(2, 8), torch.randn(2, 8), torch.ones(2, 2) / 2,
+                                 node_type=torch.tensor([0, 1]), type_text=torch.randn(2, 8),
+                                 slot_types=torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    batch = Batch(torch.randn(1, 4, 8), torch.ones(1, 4, dtype=torch.bool), torch.randn(1, 8),
+                  Sparse(torch.tensor([0]), torch.tensor([0]), torch.tensor([1.0])))
+    votes: list[bool] = []
+    real = kqa.model._typed_relations
+    monkeypatch.setattr(kqa.model, "_typed_relations", lambda *a: votes.append(True) or real(*a))
+    model.train()
+    model(batch, knowledge, propagator)
+    assert votes == []
+    model.eval()
+    with torch.no_grad():
+        model(batch, knowledge, propagator)
+    assert votes == [True]
