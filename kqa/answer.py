@@ -563,12 +563,12 @@ def train_model(kg_name: str, questions: list[Question], out: Path, fusion: str 
     if image is not None:
         encode_images(examples, recogniser or image, progress)
     encode_seconds = time.perf_counter() - started
+    typed = len(answer_type_names(graph)) > 1  # a KG of one type has no types to read
     model_config = ModelConfig(num_slots=2 * graph.num_relations, text_dim=text.dim,
                                image_dim=(recogniser.dim if recogniser else image.dim if image else 0),
                                hidden=hidden, max_hops=max_hops, fusion=fusion,
                                recognise=recogniser is not None,
-                               answer_types=len(answer_type_names(graph)) > 1,
-                               typed_relations=len(answer_type_names(graph)) > 1,
+                               answer_types=typed, typed_relations=typed,
                                recognise_size=recogniser.tower.size if recogniser else 0,
                                recognise_entities=len(recognised[1]) if recognised else 0)
     model = build_model(model_config, image, recogniser)
