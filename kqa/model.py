@@ -232,8 +232,9 @@ class QAModel(nn.Module):
         gate = torch.where(~has_text, torch.zeros_like(gate), gate)
         start = _concat(_scale(batch.topic_text, gate), _scale(topic_image, 1.0 - gate))
         relation_probs, contexts = self._hop_relations(fused, tokens, batch.mask, relations)
-        stop = [self.stop_zero(fused)] + [self.stop_head(torch.cat([fused, c], dim=-1)) for c in contexts]
-        hop_probs = torch.softmax(torch.cat(stop, dim=-1), dim=-1)
+        read = torch.stack(contexts, dim=1)  # [B, max_hops, d]: one call for every hop's stop
+        stop_after = self.stop_head(torch.cat([fused.unsqueeze(1).expand_as(read), read], dim=-1)).squeeze(-1)
+        hop_probs = torch.softmax(torch.cat([self.stop_zero(fused), stop_after], dim=-1), dim=-1)
         type_logits = None
         if self.config.answer_types and knowledge.node_type is not None and knowledge.type_text is not None:
             keys = self.type_key(knowledge.type_text.float())

@@ -71,6 +71,7 @@ class Propagator:
         self.in_slot_np = slots[in_order]
         self.degree = self._t(degree)
         self.expandable = self._t(degree <= self.hub_degree)
+        self.expandable_np = degree <= self.hub_degree  # evidence walks read it edge by edge
 
     def _t(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
@@ -142,7 +143,7 @@ class Propagator:
         contributions = []
         for head, slot in zip(self.in_head_np[start:end].tolist(), self.in_slot_np[start:end].tolist()):
             score = previous.get(head, 0.0)
-            if score <= EPS or (hop - 1 >= 1 and not bool(self.expandable[head])):
+            if score <= EPS or (hop - 1 >= 1 and not self.expandable_np[head]):
                 continue
             contributions.append((score * float(probs[hop - 1][slot]), head, slot))
         contributions.sort(reverse=True)

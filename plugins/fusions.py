@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -73,13 +75,28 @@ class CrossAttentionFusion(_Projected):
 
     def forward(self, features, present):  # type: ignore[no-untyped-def]
         tokens, mask = self.projected(features, present)
-        keys = tokens + self.type_embedding.unsqueeze(0)
-        query = self.query.expand(tokens.shape[0], -1, -1) + tokens[:, :1] * 0  # [B, 1, H]
-        attended, weights = self.attention(query, keys, keys, key_padding_mask=~mask,
-                                           need_weights=True, average_attn_weights=True)
+        attended, weights = self.attend(tokens + self.type_embedding.unsqueeze(0), mask)
         pooled = (tokens * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-        fused = self.out(torch.cat([attended.squeeze(1), pooled], dim=-1))
-        return fused, masked_shares(weights.squeeze(1), mask)
+        fused = self.out(torch.cat([attended, pooled], dim=-1))
+        return fused, masked_shares(weights, mask)
+
+    def attend(self, keys: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The learned query's multi-head attention over the modality tokens ([B, M, H] keys,
+        [B, M] presence): ``self.attention``'s weights and result, computed directly. One
+        query over two or three tokens is a handful of small products; the general module's
+        argument checks and reshapes cost more than the arithmetic when answering one question
+        (0.4 ms of ``ask``)."""
+        mha = self.attention
+        size, count, hidden = keys.shape
+        heads = mha.num_heads
+        width = hidden // heads
+        query = nn.functional.linear(self.query[0], mha.in_proj_weight[:hidden], mha.in_proj_bias[:hidden])
+        key, value = nn.functional.linear(keys, mha.in_proj_weight[hidden:], mha.in_proj_bias[hidden:]) \
+            .view(size, count, 2, heads, width).unbind(2)  # [B, M, heads, width] each
+        logits = torch.einsum("hw,bmhw->bhm", query.view(heads, width), key) / math.sqrt(width)
+        weights = torch.softmax(logits.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=-1)
+        attended = torch.einsum("bhm,bmhw->bhw", weights, value).reshape(size, hidden)
+        return mha.out_proj(attended), weights.mean(1)
 
 
 @hookimpl

@@ -43,6 +43,21 @@ def test_fusion_shapes_shares_and_gradients(name: str) -> None:
     assert sum(1 for p in trained if p.grad is not None and p.grad.abs().sum() > 0) >= len(trained) // 2
 
 
+
+def test_cross_attention_computes_what_its_attention_module_would() -> None:
+    """The fusion reads its ``nn.MultiheadAttention``'s weights directly (faster for one
+    query); results, shares and saved models must be the module's own."""
+    torch.manual_seed(1)
+    fusion = get_plugins().fusion("cross-attention").factory({"text": 12, "image": 20, "kg": 8}, 16)
+    keys = torch.randn(5, 3, 16)
+    mask = torch.tensor([[1, 1, 1], [1, 0, 1], [1, 1, 0], [1, 0, 0], [0, 1, 1]], dtype=torch.bool)
+    attended, weights = fusion.attend(keys, mask)
+    query = fusion.query.expand(5, -1, -1)
+    expected, expected_weights = fusion.attention(query, keys, keys, key_padding_mask=~mask,
+                                                  need_weights=True, average_attn_weights=True)
+    assert torch.allclose(attended, expected.squeeze(1), atol=1e-6)
+    assert torch.allclose(weights, expected_weights.squeeze(1), atol=1e-6)
+
 # -- a trained tiny model (conftest's trained_films), shared by the tests below ---------------
 @pytest.fixture
 def home(films_home: dict[str, Path]) -> dict[str, Path]:
