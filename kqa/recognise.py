@@ -123,10 +123,14 @@ class Recogniser(nn.Module):
         """Images (paths, bytes, PIL) → [B, dim] float32 embeddings; the same interface as an
         encoder's, so questions with pictures are encoded the same way either way.
 
-        Each picture is looked at whole and in four corner crops (70 % of each side): an entity
-        in a corner of a photo fills a crop. The view the recogniser is surest about (highest
-        top probability) gives the embedding. Measured on held-out flag photos: 89.5 % → 93.3 %
-        top-1 for 5× the (small) cost."""
+        Each picture is looked at whole and in four corner crops (80 % of each side): an entity
+        off-centre in a photo fills more of a crop, and a crop that cuts away the part of a
+        flag that tells it apart is outvoted. The views vote: the entity with the highest mean
+        probability over the views wins, and the embedding is the views' embeddings weighted by
+        their probability of that entity (so the model's logits name it). Chosen on 756
+        held-out-mix photos of another seed than training and benchmarks, one recogniser:
+        the surest single view of 70 % crops (before) 91.14 %, the same views voting 93.92 %,
+        80 % crops voting 95.11 % (surest view 92.86 %)."""
         from kqa.images import open_image
 
         was_training = self.training
@@ -135,14 +139,16 @@ class Recogniser(nn.Module):
             views = [view for item in items for view in corner_views(open_image(item))]
             pixels = torch.stack([self.tower.load(view) for view in views])
             embedded = self.embed(pixels).view(len(items), -1, self.dim)
-            sureness = torch.softmax(self.logits(embedded.flatten(0, 1)), -1).amax(-1).view(len(items), -1)
-            best = embedded[torch.arange(len(items)), sureness.argmax(-1)]
+            probs = torch.softmax(self.logits(embedded.flatten(0, 1)), -1).view(len(items), embedded.shape[1], -1)
+            winner = probs.mean(1).argmax(-1)  # [B]
+            votes = probs.gather(2, winner.view(-1, 1, 1).expand(-1, probs.shape[1], 1))  # [B, views, 1]
+            best = nn.functional.normalize((embedded * votes).sum(1), dim=-1)
             return best.float().cpu().numpy()
         finally:
             self.train(was_training)
 
 
-def corner_views(image: Any, keep: float = 0.7) -> list[Any]:
+def corner_views(image: Any, keep: float = 0.8) -> list[Any]:
     """The picture and its four corner crops keeping ``keep`` of each side."""
     w, h = image.size
     cw, ch = round(w * keep), round(h * keep)

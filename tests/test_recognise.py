@@ -145,3 +145,25 @@ def test_tower_frozen_layers_then_trainable_ones_equal_the_whole_network() -> No
         split = tower.trainable(frozen)
     assert torch.allclose(whole, split, atol=2e-2, rtol=1e-2)
     assert frozen.numel() * frozen.element_size() < images.numel() * 4  # smaller than float pixels
+
+
+def test_the_views_of_a_picture_vote_by_mean_probability() -> None:
+    """One sure view (a crop that kept only the part of a flag two countries share) must not
+    outvote four views that agree on another entity: the embedding a picture gets names the
+    entity with the highest mean probability over its views."""
+    from types import SimpleNamespace
+
+    from kqa.recognise import Recogniser
+
+    tower = SimpleNamespace(dim=4, load=lambda view: torch.zeros(3, 8, 8, dtype=torch.uint8))
+    recogniser = Recogniser(tower, entities=3, dim=4)  # type: ignore[arg-type]
+    with torch.no_grad():
+        recogniser.entity_vectors.copy_(torch.eye(3, 4))
+    views = torch.nn.functional.normalize(torch.tensor(
+        [[1.0, 0.0, 0.0, 0.0]] + [[0.5, 0.7, 0.0, 0.0]] * 4), dim=-1)  # whole picture + 4 crops
+    recogniser.embed = lambda pixels: views[:len(pixels)]  # type: ignore[method-assign]
+    surest = int(recogniser.logits(views).softmax(-1).amax(-1).argmax())
+    assert int(recogniser.logits(views[surest:surest + 1]).argmax()) == 0  # the surest view alone: entity 0
+    embedding = torch.from_numpy(recogniser.encode_batch([Image.new("RGB", (40, 30))]))
+    assert embedding.shape == (1, 4)
+    assert int(recogniser.logits(embedding).argmax()) == 1
