@@ -98,10 +98,9 @@ def image_linking(per_flag: int, recogniser_from: str | None = None) -> list[tup
     import subprocess
 
     import torch
-
-    import kqa
     from PIL import Image
 
+    import kqa
     from kqa.augment import KINDS, TEST_MIX, backgrounds, distort
     from kqa.encode import get_encoder
     from kqa.graph import load_graph
