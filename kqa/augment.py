@@ -20,6 +20,7 @@ import io
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -275,10 +276,14 @@ def in_processes(task: Callable[[int], object], count: int, workers: int | None 
         yield from (task(i) for i in range(count))
         return
     previous, _task = _task, task
+    # concurrent.futures, not multiprocessing.Pool: leaving a Pool early (a task raised)
+    # terminates it, and that can deadlock when its task-feeding thread is mid-write (seen
+    # in CI: the test of a failing task hung); an executor cancels what has not started
+    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            yield from pool.imap(_run_task, range(count), chunksize=8)
+        yield from executor.map(_run_task, range(count), chunksize=8)
     finally:
+        executor.shutdown(wait=True, cancel_futures=True)
         _task = previous
 
 
