@@ -32,7 +32,9 @@ LOOKALIKE_RMSE = 2.0  # thumbnails closer than this (0..255 scale) show the same
 
 @dataclass
 class RecogniseConfig:
-    size: int = 128  # input side: enough for a flag at a quarter of a photo, cheap to train
+    # input side: at 128 it trains in 60 % of the time but names 93.3 % of held-out flag
+    # photos instead of 96.0 % (benchmarks/link_index.py, both with the views' vote)
+    size: int = 160
     dim: int = 256
     views_per_entity: int = 40
     max_views: int = 12_000
