@@ -241,7 +241,7 @@ class QAModel(nn.Module):
             type_logits = self.type_query(fused) @ keys.T / math.sqrt(keys.shape[-1])
             if self.config.typed_relations and not self.training and knowledge.slot_types is not None:
                 relation_probs = _typed_relations(relation_probs, hop_probs, type_logits, knowledge.slot_types)
-        hops = propagator.run(start, relation_probs)
+        hops, relation_probs = propagator.run(start, relation_probs)
         if type_logits is not None:
             hop_probs = _typed_hops(hop_probs, hops, type_logits, knowledge.node_type)
         scores = propagator.combine(hops, hop_probs, size)

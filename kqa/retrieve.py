@@ -2,7 +2,9 @@
 
 Entity scores start on the topic entities and flow along edges, each hop weighted by the
 model's probability for the edge's relation (in either direction: slot ``r`` follows stored
-edges forward, slot ``R + r`` backward), as TransferNet does. Everything is sparse: only nodes
+edges forward, slot ``R + r`` backward), as TransferNet does, among the relations the nodes
+holding score actually have (a relation none of them has is not a reading of the question
+that can be right). Everything is sparse: only nodes
 with a score are expanded, so the subgraph retrieved for a question is exactly the set of
 nodes touched. Hubs (nodes with more than ``hub_degree`` edges) are not expanded past the
 first hop: reaching every film through "Drama" retrieves noise, not evidence. The same code
@@ -72,32 +74,52 @@ class Propagator:
         self.degree = self._t(degree)
         self.expandable = self._t(degree <= self.hub_degree)
         self.expandable_np = degree <= self.hub_degree  # evidence walks read it edge by edge
+        has_slot = np.zeros((self.num_nodes, self.num_slots), dtype=np.float32)
+        has_slot[heads, slots] = 1.0
+        self.has_slot = self._t(has_slot)  # [N, S] whether a node has an edge of each slot
 
     def _t(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 
-    def step(self, scores: Sparse, relation_probs: torch.Tensor, first: bool) -> Sparse:
-        """One hop: ``new[b, tail] = min(1, Σ score[b, head] · p[b, slot])`` over edges."""
+    def step(self, scores: Sparse, relation_probs: torch.Tensor, first: bool) -> tuple[Sparse, torch.Tensor]:
+        """One hop: ``new[b, tail] = min(1, Σ score[b, head] · q[b, slot])`` over edges, ``q``
+        the relation probabilities given what the frontier can follow (:meth:`applicable`),
+        which are returned with the scores: they are what the hop followed."""
         keep = scores.value.detach() > (EPS if torch.is_grad_enabled() else EPS_INFERENCE)
         if not first:
             keep &= self.expandable[scores.node]
         batch, node, value = scores.batch[keep], scores.node[keep], scores.value[keep]
+        followed = self.applicable(batch, node, value, relation_probs)
         counts = self.out_ptr[node + 1] - self.out_ptr[node]
         total = int(counts.sum())
         if total == 0:
-            return Sparse.empty(self.device)
+            return Sparse.empty(self.device), followed
         pair = torch.repeat_interleave(torch.arange(len(node), device=self.device), counts)
         first_edge = torch.repeat_interleave(self.out_ptr[node] - (torch.cumsum(counts, 0) - counts), counts)
         edge = first_edge + torch.arange(total, device=self.device)
         tail, slot, edge_batch = self.out_tail[edge], self.out_slot[edge], batch[pair]
-        message = value[pair] * relation_probs[edge_batch, slot]
+        message = value[pair] * followed[edge_batch, slot]
         key = edge_batch * self.num_nodes + tail
         unique, inverse = torch.unique(key, return_inverse=True)
         summed = torch.zeros(len(unique), dtype=message.dtype, device=self.device).index_add(0, inverse, message)
-        return Sparse(unique // self.num_nodes, unique % self.num_nodes, summed.clamp(max=1.0))
+        return Sparse(unique // self.num_nodes, unique % self.num_nodes, summed.clamp(max=1.0)), followed
 
-    def run(self, start: Sparse, relation_probs: list[torch.Tensor]) -> list[Sparse]:
-        """Scores after 0, 1, ..., len(relation_probs) hops.
+    def applicable(self, batch: torch.Tensor, node: torch.Tensor, value: torch.Tensor,
+                   relation_probs: torch.Tensor) -> torch.Tensor:
+        """The relation probabilities given what the frontier can follow: ``p(s) · a(s)``
+        renormalised, ``a(s)`` the share of the frontier's score on nodes with an edge of
+        slot ``s``. A reader that takes "which continent is X part of" for the relation
+        from a subregion to its continent, with X a country, then follows the best reading
+        that X has instead of losing the score on a relation X does not have."""
+        mass = torch.zeros_like(relation_probs)
+        mass = mass.index_add(0, batch, value.detach().unsqueeze(-1) * self.has_slot[node])
+        weighted = relation_probs * mass
+        total = weighted.sum(-1, keepdim=True)
+        return torch.where(total > 0, weighted / total.clamp(min=1e-12), relation_probs)
+
+    def run(self, start: Sparse, relation_probs: list[torch.Tensor]) -> tuple[list[Sparse], list[torch.Tensor]]:
+        """Scores after 0, 1, ..., len(relation_probs) hops, and the relation probabilities
+        each hop followed (:meth:`step`).
 
         Paths never come back to the topic entities: "films that share a director with X"
         are the director's other films, and what is said about them does not include X's
@@ -105,16 +127,17 @@ class Propagator:
         The first hop keeps them: one step cannot return to where it started, and when a name
         is ambiguous (Singapore the country and the city) one reading's fact may lead to the
         other ("the capital of Singapore")."""
-        hops = [start]
+        hops, followed = [start], []
         topic = start.batch * self.num_nodes + start.node
         for t, probs in enumerate(relation_probs):
-            reached = self.step(hops[-1], probs, first=(t == 0))
+            reached, probs = self.step(hops[-1], probs, first=(t == 0))
+            followed.append(probs)
             if t == 0:
                 hops.append(reached)
                 continue
             keep = ~torch.isin(reached.batch * self.num_nodes + reached.node, topic)
             hops.append(Sparse(reached.batch[keep], reached.node[keep], reached.value[keep]))
-        return hops
+        return hops, followed
 
     def combine(self, hops: list[Sparse], hop_probs: torch.Tensor, batch_size: int) -> torch.Tensor:
         """Dense [B, N] answer scores: the mixture of the hops' scores by the hop-count

@@ -141,7 +141,7 @@ def test_a_name_shared_by_two_entities_names_both(tmp_path: Path) -> None:
     probs = torch.zeros(1, propagator.num_slots)
     probs[0, graph.relation_keys.index("capital")] = 1.0
     start = Sparse(torch.zeros(2, dtype=torch.long), torch.tensor(singapore), torch.full((2,), 0.5))
-    first, second = propagator.run(start, [probs, probs])[1:]
+    first, second = propagator.run(start, [probs, probs])[0][1:]
     reached = first.node[first.value > 0].tolist()
     assert [graph.node_types[n] for n in reached] == ["city"]  # the capital of Singapore
     assert not set(second.node[second.value > 0].tolist()) & set(singapore)  # later hops never come back to a topic

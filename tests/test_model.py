@@ -268,3 +268,25 @@ def test_the_type_vote_on_relations_is_cast_when_answering_only(monkeypatch: pyt
     with torch.no_grad():
         model(batch, knowledge, propagator)
     assert votes == [True]
+
+
+def test_a_hop_follows_the_relations_its_frontier_has() -> None:
+    """A reader that takes "which continent is X part of" for the relation from a subregion to
+    its continent, X a country, follows the best reading X has instead of losing the score."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from kqa.retrieve import Propagator, Sparse
+
+    # 0 country -subregion-> 1 subregion -part_of-> 2 region; 0 -region-> 2
+    graph = SimpleNamespace(src=np.array([0, 0, 1]), dst=np.array([1, 2, 2]), rel=np.array([0, 1, 2]),
+                            num_nodes=3, num_relations=3)
+    propagator = Propagator(graph)  # type: ignore[arg-type]
+    probs = torch.tensor([[0.1, 0.3, 0.6, 0.0, 0.0, 0.0]]).expand(2, -1)
+    start = Sparse(torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([1.0, 1.0]))
+    hops, followed = propagator.run(start, [probs])
+    assert torch.allclose(followed[0][0], torch.tensor([0.25, 0.75, 0.0, 0.0, 0.0, 0.0]))
+    assert torch.allclose(followed[0][1], torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, 0.0]))  # it has part_of
+    reached = [{node: v for node, v in hops[1].to_dict(row).items() if v > 0} for row in (0, 1)]
+    assert reached == [pytest.approx({1: 0.25, 2: 0.75}), pytest.approx({2: 1.0})]  # no score lost
