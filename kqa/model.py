@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from kqa.fuse import Fusion
-from kqa.retrieve import Propagator, Sparse
+from kqa.retrieve import Propagator, Sparse, stack_hops
 
 
 @dataclass
@@ -124,7 +124,7 @@ class QAModel(nn.Module):
         # the entity shown; without one, a learned projection aligns raw encoder features
         # with the KG's entity images
         self.recogniser = recogniser
-        self._answering_relations: tuple[KnowledgeTensors, torch.Tensor] | None = None
+        self._answering: dict[str, Any] = {}  # per-KG values derived from the weights (answering)
         if config.image_dim and recogniser is None:
             self.image_align = nn.Sequential(nn.Linear(config.image_dim, config.align_dim), nn.GELU(),
                                              nn.Linear(config.align_dim, config.align_dim))
@@ -134,20 +134,38 @@ class QAModel(nn.Module):
             self.null_logit = nn.Parameter(torch.tensor(10.0))
 
     # -- pieces ----------------------------------------------------------------------------
-    def relations(self, knowledge: KnowledgeTensors) -> torch.Tensor:
-        """Relation vectors: constant while answering, so computed once per KG there."""
+    def _constant(self, name: str, knowledge: KnowledgeTensors, make: Any) -> Any:
+        """A value that depends only on the weights and the KG: made once per KG while
+        answering (answering one question is a few hundred small calls; these are not
+        needed again), every time while training."""
         if self.training or torch.is_grad_enabled():
-            return self.rel_proj(knowledge.relation_text) + self.rel_offset
-        if self._answering_relations is None or self._answering_relations[0] is not knowledge:
-            self._answering_relations = (knowledge, self.rel_proj(knowledge.relation_text) + self.rel_offset)
-        return self._answering_relations[1]
+            return make()
+        if self._answering.get("knowledge") is not knowledge:
+            self._answering = {"knowledge": knowledge}
+        if name not in self._answering:
+            self._answering[name] = make()
+        return self._answering[name]
+
+    def relations(self, knowledge: KnowledgeTensors) -> torch.Tensor:
+        """Relation vectors [num_slots, hidden]."""
+        return self._constant("relations", knowledge,
+                              lambda: self.rel_proj(knowledge.relation_text) + self.rel_offset)
+
+    def _relation_reader(self, knowledge: KnowledgeTensors, relations: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``rel_match`` folded into the relation vectors: a hop's relation logits
+        ``rel_match(c) · R / √d`` are then one ``linear(c, weight, bias)``."""
+        def make() -> tuple[torch.Tensor, torch.Tensor]:
+            scale = 1.0 / math.sqrt(relations.shape[-1])
+            return (relations @ self.rel_match.weight) * scale, (relations @ self.rel_match.bias) * scale
+        return self._constant("relation_reader", knowledge, make)
 
     def train(self, mode: bool = True) -> "QAModel":
-        self._answering_relations = None  # weights may change from here: forget derived values
+        self._answering = {}  # weights may change from here: forget derived values
         return super().train(mode)
 
     def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
-        self._answering_relations = None
+        self._answering = {}
         return super().load_state_dict(*args, **kwargs)
 
     def encode_tokens(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,13 +249,14 @@ class QAModel(nn.Module):
         gate = torch.where(has_text & ~has_image, torch.ones_like(gate), gate)
         gate = torch.where(~has_text, torch.zeros_like(gate), gate)
         start = _concat(_scale(batch.topic_text, gate), _scale(topic_image, 1.0 - gate))
-        relation_probs, contexts = self._hop_relations(fused, tokens, batch.mask, relations)
+        relation_probs, contexts = self._hop_relations(fused, tokens, batch.mask,
+                                                       self._relation_reader(knowledge, relations))
         read = torch.stack(contexts, dim=1)  # [B, max_hops, d]: one call for every hop's stop
         stop_after = self.stop_head(torch.cat([fused.unsqueeze(1).expand_as(read), read], dim=-1)).squeeze(-1)
         hop_probs = torch.softmax(torch.cat([self.stop_zero(fused), stop_after], dim=-1), dim=-1)
         type_logits = None
         if self.config.answer_types and knowledge.node_type is not None and knowledge.type_text is not None:
-            keys = self.type_key(knowledge.type_text.float())
+            keys = self._constant("type_keys", knowledge, lambda: self.type_key(knowledge.type_text.float()))
             type_logits = self.type_query(fused) @ keys.T / math.sqrt(keys.shape[-1])
             if self.config.typed_relations and not self.training and knowledge.slot_types is not None:
                 relation_probs = _typed_relations(relation_probs, hop_probs, type_logits, knowledge.slot_types)
@@ -249,18 +268,20 @@ class QAModel(nn.Module):
                       image_logits, image_nodes, type_logits)
 
     def _hop_relations(self, fused: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
-                       relations: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Per hop: the relation distribution and the token context it was read from."""
+                       reader: tuple[torch.Tensor, torch.Tensor]
+                       ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per hop: the relation distribution and the token context it was read from
+        (``reader``: :meth:`_relation_reader`)."""
         scale = 1.0 / math.sqrt(tokens.shape[-1])
+        hidden = ~mask
         context = torch.zeros_like(fused)
         probs, contexts = [], []
         for t in range(self.config.max_hops):
             query = self.query_mix(torch.cat([fused, context], dim=-1)) + self.hop_query[t]
             attention = (tokens @ query.unsqueeze(-1)).squeeze(-1) * scale
-            attention = torch.softmax(attention.masked_fill(~mask, -1e4), dim=-1)
+            attention = torch.softmax(attention.masked_fill(hidden, -1e4), dim=-1)
             context = (attention.unsqueeze(-1) * tokens).sum(1)
-            logits = self.rel_match(context) @ relations.T * scale
-            probs.append(torch.softmax(logits, dim=-1))
+            probs.append(torch.softmax(nn.functional.linear(context, *reader), dim=-1))
             contexts.append(context)
         return probs, contexts
 
@@ -286,12 +307,10 @@ def _typed_relations(relation_probs: list[torch.Tensor], hop_probs: torch.Tensor
     reader may leave what types tell apart to the type head, whose slips then decide alone
     (held-out text subregion questions fell to 87 and 55 %, against 94 % without)."""
     fit = _type_weight(type_logits) @ slot_types.T.to(type_logits.dtype)  # [B, num_slots]
-    out = []
-    for t, probs in enumerate(relation_probs):
-        ends = hop_probs[:, t + 1:t + 2]
-        weighted = probs * (1.0 - ends + ends * fit)
-        out.append(weighted / weighted.sum(-1, keepdim=True).clamp(min=1e-12))
-    return out
+    probs = torch.stack(relation_probs, dim=1)  # [B, hops, num_slots]
+    ends = hop_probs[:, 1:len(relation_probs) + 1].unsqueeze(-1)
+    weighted = probs * (1.0 - ends + ends * fit.unsqueeze(1))
+    return list((weighted / weighted.sum(-1, keepdim=True).clamp(min=1e-12)).unbind(1))
 
 
 def _typed_hops(hop_probs: torch.Tensor, hops: list[Sparse], type_logits: torch.Tensor,
@@ -301,18 +320,14 @@ def _typed_hops(hop_probs: torch.Tensor, hops: list[Sparse], type_logits: torch.
     X" may be read right (borders, then currency) while the hop count, misled by "countries
     next to", stops after one hop: its answers are countries, not currencies."""
     weight = _type_weight(type_logits)
-    size = hop_probs.shape[0]
-    columns = []
-    for hop in hops:
-        mass = torch.zeros(size, dtype=hop_probs.dtype, device=hop_probs.device)
-        if len(hop.node) == 0:  # a hop that reached nothing has no answers to fit
-            columns.append(mass)
-            continue
-        fit = weight[hop.batch, node_type[hop.node]]
-        mass = mass.index_add(0, hop.batch, hop.value)
-        fitting = torch.zeros_like(mass).index_add(0, hop.batch, hop.value * fit)
-        columns.append(fitting / mass.clamp(min=1e-9))
-    weighted = hop_probs * torch.stack(columns, dim=-1)
+    size, count = hop_probs.shape
+    both, hop = stack_hops(hops)
+    cell = both.batch * count + hop  # (question, hop)
+    fit = weight[both.batch, node_type[both.node]]
+    mass = torch.zeros(size * count, dtype=hop_probs.dtype, device=hop_probs.device).index_add(0, cell, both.value)
+    fitting = torch.zeros_like(mass).index_add(0, cell, both.value * fit)
+    columns = (fitting / mass.clamp(min=1e-9)).view(size, count)  # 0 where a hop reached nothing
+    weighted = hop_probs * columns
     total = weighted.sum(-1, keepdim=True)
     return torch.where(total > 0, weighted / total.clamp(min=1e-12), hop_probs)
 

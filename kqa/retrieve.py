@@ -143,12 +143,11 @@ class Propagator:
         """Dense [B, N] answer scores: the mixture of the hops' scores by the hop-count
         probabilities (hop 0 answers "which entity is this?"), over the hops that reached
         something."""
+        both, hop = stack_hops(hops)
         flat = torch.zeros(batch_size * self.num_nodes, dtype=hop_probs.dtype, device=self.device)
+        flat = flat.index_add(0, both.batch * self.num_nodes + both.node, hop_probs[both.batch, hop] * both.value)
         reached = torch.zeros_like(hop_probs, dtype=torch.bool)
-        for t, hop in enumerate(hops):
-            key = hop.batch * self.num_nodes + hop.node
-            flat = flat.index_add(0, key, hop_probs[hop.batch, t] * hop.value)
-            reached[hop.batch, t] = True
+        reached[both.batch, hop] = True
         # probability given to hop counts whose path leads nowhere is no evidence against the
         # answers the other hops found: renormalise over the hop counts that reached a node
         mass = (hop_probs * reached).sum(-1).clamp(min=1e-6)
@@ -182,6 +181,18 @@ class Propagator:
                 if len(paths) >= max_paths:
                     return paths
         return paths
+
+
+def stack_hops(hops: list[Sparse]) -> tuple[Sparse, torch.Tensor]:
+    """Every hop's entries as one :class:`Sparse`, and each entry's hop number: a sum per
+    (question, hop) is then one call, not one per hop (answering one question is a few hundred
+    small tensor calls, each a fixed cost)."""
+    device = hops[0].node.device
+    lengths = torch.tensor([len(h.node) for h in hops], device=device)
+    hop = torch.repeat_interleave(torch.arange(len(hops), device=device), lengths)
+    both = Sparse(torch.cat([h.batch for h in hops]), torch.cat([h.node for h in hops]),
+                  torch.cat([h.value for h in hops]))
+    return both, hop
 
 
 def _indptr(index: np.ndarray, n: int) -> np.ndarray:
