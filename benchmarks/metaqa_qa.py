@@ -1,7 +1,7 @@
 """MetaQA question answering: train on a split of the dev files, report Hits@1 per hop.
 
     python benchmarks/metaqa_qa.py [--json] [--fusions gated,concat,cross-attention]
-                                   [--epochs 10] [--test-fraction 0.1] [--home DIR]
+                                   [--epochs 10] [--test-fraction 0.1] [--home DIR] [--models DIR]
 
 Each of ../shared/data/metaqa/{1,2,3}-hop/qa_dev.txt is split (seeded) into a training part
 and a held-out part; one model per fusion strategy is trained on the training parts (with its
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--home", help="KQA_HOME to use (default: a fresh temporary one).")
     parser.add_argument("--latency-questions", type=int, default=200)
+    parser.add_argument("--models", help="Keep the trained models in this folder (default: a temporary one).")
     args = parser.parse_args()
     metaqa = require_metaqa()
     rows = Rows()
@@ -97,7 +98,7 @@ def main() -> None:
         test_files = {hop: p["test"] for hop, p in parts.items()}
         rows.append(("held-out questions per hop", {h: len(p.read_text().splitlines()) for h, p in test_files.items()}))
         for fusion in args.fusions.split(","):
-            out = Path(tmp) / "models" / f"movies-{fusion}"
+            out = Path(args.models or Path(tmp) / "models") / f"movies-{fusion}"
             start = time.perf_counter()
             trained = kqa.train("movies", train_files, out=out, fusion=fusion, epochs=args.epochs, seed=args.seed)
             minutes = (time.perf_counter() - start) / 60

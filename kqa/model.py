@@ -260,7 +260,8 @@ class QAModel(nn.Module):
             type_logits = self.type_query(fused) @ keys.T / math.sqrt(keys.shape[-1])
             if self.config.typed_relations and not self.training and knowledge.slot_types is not None:
                 relation_probs = _typed_relations(relation_probs, hop_probs, type_logits, knowledge.slot_types)
-        hops, relation_probs = propagator.run(start, relation_probs)
+        # answering follows the relations the frontier has; training, the reader's own reading
+        hops, relation_probs = propagator.run(start, relation_probs, applicable=not self.training)
         if type_logits is not None:
             hop_probs = _typed_hops(hop_probs, hops, type_logits, knowledge.node_type)
         scores = propagator.combine(hops, hop_probs, size)

@@ -81,15 +81,16 @@ class Propagator:
     def _t(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 
-    def step(self, scores: Sparse, relation_probs: torch.Tensor, first: bool) -> tuple[Sparse, torch.Tensor]:
+    def step(self, scores: Sparse, relation_probs: torch.Tensor, first: bool,
+             applicable: bool = True) -> tuple[Sparse, torch.Tensor]:
         """One hop: ``new[b, tail] = min(1, Σ score[b, head] · q[b, slot])`` over edges, ``q``
-        the relation probabilities given what the frontier can follow (:meth:`applicable`),
-        which are returned with the scores: they are what the hop followed."""
+        the relation probabilities, given what the frontier can follow when ``applicable``
+        (:meth:`applicable`); ``q`` is returned with the scores: it is what the hop followed."""
         keep = scores.value.detach() > (EPS if torch.is_grad_enabled() else EPS_INFERENCE)
         if not first:
             keep &= self.expandable[scores.node]
         batch, node, value = scores.batch[keep], scores.node[keep], scores.value[keep]
-        followed = self.applicable(batch, node, value, relation_probs)
+        followed = self.applicable(batch, node, value, relation_probs) if applicable else relation_probs
         counts = self.out_ptr[node + 1] - self.out_ptr[node]
         total = int(counts.sum())
         if total == 0:
@@ -117,9 +118,16 @@ class Propagator:
         total = weighted.sum(-1, keepdim=True)
         return torch.where(total > 0, weighted / total.clamp(min=1e-12), relation_probs)
 
-    def run(self, start: Sparse, relation_probs: list[torch.Tensor]) -> tuple[list[Sparse], list[torch.Tensor]]:
+    def run(self, start: Sparse, relation_probs: list[torch.Tensor], applicable: bool = True
+            ) -> tuple[list[Sparse], list[torch.Tensor]]:
         """Scores after 0, 1, ..., len(relation_probs) hops, and the relation probabilities
         each hop followed (:meth:`step`).
+
+        ``applicable=False`` follows the relations as read: the model trains so, because
+        renormalising over what the frontier has takes the reader's lesson away wherever
+        the topic has one relation (a person who only directed: any reading finds the
+        films). Trained through it, a MetaQA model lost 0.1–0.4 Hits@1 points per hop and
+        2.2 on paraphrased questions.
 
         Paths never come back to the topic entities: "films that share a director with X"
         are the director's other films, and what is said about them does not include X's
@@ -130,7 +138,7 @@ class Propagator:
         hops, followed = [start], []
         topic = start.batch * self.num_nodes + start.node
         for t, probs in enumerate(relation_probs):
-            reached, probs = self.step(hops[-1], probs, first=(t == 0))
+            reached, probs = self.step(hops[-1], probs, first=(t == 0), applicable=applicable)
             followed.append(probs)
             if t == 0:
                 hops.append(reached)

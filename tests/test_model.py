@@ -290,3 +290,6 @@ def test_a_hop_follows_the_relations_its_frontier_has() -> None:
     assert torch.allclose(followed[0][1], torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, 0.0]))  # it has part_of
     reached = [{node: v for node, v in hops[1].to_dict(row).items() if v > 0} for row in (0, 1)]
     assert reached == [pytest.approx({1: 0.25, 2: 0.75}), pytest.approx({2: 1.0})]  # no score lost
+    # training follows the reading as it is: the loss must still teach the reader
+    hops, followed = propagator.run(start, [probs], applicable=False)
+    assert torch.equal(followed[0], probs) and hops[1].to_dict(0) == pytest.approx({1: 0.1, 2: 0.3})
