@@ -228,28 +228,26 @@ class Generator:
                 template = self.ask_template(s2).replace("{x}", self.noun_template(s1))
                 yield f"{first}>{second}", answers, template, ""
 
-    def slots(self, kind: str) -> list[int] | None:
-        """The relation slots of ``kind`` (``rel``, ``~rel`` or ``first>second``), hop by hop."""
-        count = self.graph.num_relations
-        out = []
-        for name in kind.split(">"):
-            found = self.slot_of.get(name.lstrip("~"))
-            if found is None:
-                return None
-            out.append(found + (count if name.startswith("~") else 0))
-        return out
-
     def answers(self, node: int, kind: str) -> list[int]:
         """The answers to a question of ``kind`` (``rel``, ``~rel`` or ``first>second``)."""
-        path = self.slots(kind)
-        if path is None:
+        count = self.graph.num_relations
+
+        def slot(name: str) -> int | None:
+            inverse = name.startswith("~")
+            found = self.slot_of.get(name.lstrip("~"))
+            return None if found is None else found + (count if inverse else 0)
+
+        first, _, second = kind.partition(">")
+        s1 = slot(first)
+        if s1 is None:
             return []
-        reached = {node}
-        for slot in path:
-            reached = {a for m in reached for a in self.objects.get((m, slot), [])}
-        if len(path) > 1:
-            reached.discard(node)
-        return sorted(reached)
+        if not second:
+            return sorted(set(self.objects.get((node, s1), [])))
+        s2 = slot(second)
+        if s2 is None:
+            return []
+        middle = self.objects.get((node, s1), [])
+        return sorted({a for m in middle for a in self.objects.get((m, s2), []) if a != node})
 
     def _has_inverse_template(self, slot: int) -> bool:
         return self.graph.relation_keys[slot - self.graph.num_relations] in self.t.inverse
@@ -266,7 +264,7 @@ class Generator:
                 options = pick(self.t.identity.get(kind, GENERIC_IDENTITY), cfg.split)
                 for _ in range(cfg.identity_per_entity):
                     out.append(Example(self._choice(options).format(type=kind), list(self.same.get(node, [node])), [],
-                                       image=self.picture(node), image_entity=node, group="identity", path=[]))
+                                       image=self.picture(node), image_entity=node, group="identity"))
             for kind_name, answers, template, _ in self.paths(node):
                 for _ in range(cfg.per_path):
                     shown = has_image and (not cfg.text or self.rng.random() < cfg.image_share)
@@ -287,7 +285,7 @@ class Generator:
             for other in self.same.get(node, [node])[1:]:  # a picture that several entities share
                 answers = answers + self.answers(other, kind)
             return Example(text, sorted(set(answers)), [], image=self.picture(node),
-                           image_entity=node, group=f"image:{kind}", path=self.slots(kind))
+                           image_entity=node, group=f"image:{kind}")
         name = self._name(node)
         twins = [n for n in self.named.get(alias_key(name), []) if n != node]
         for other in twins:
@@ -296,7 +294,7 @@ class Generator:
         start = len(before)
         topic = [(n, 1.0 / (1 + len(twins))) for n in [node, *twins]]
         return Example(before + name + after, sorted(set(answers)), topic,
-                       mention_spans=[(start, start + len(name))], group=f"text:{kind}", path=self.slots(kind))
+                       mention_spans=[(start, start + len(name))], group=f"text:{kind}")
 
     def _name(self, node: int) -> str:
         aliases = self.graph.aliases[node]

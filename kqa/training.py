@@ -49,7 +49,6 @@ class Example:
     offsets: list[tuple[int, int]] = field(default_factory=list)
     pooled: torch.Tensor | None = None  # [D]
     image_feature: torch.Tensor | None = None  # [image_dim]
-    path: list[int] | None = None  # the relation slots hop by hop, where known ([]: the entity itself)
 
 
 @dataclass
@@ -186,7 +185,7 @@ def answer_targets(examples: Sequence[Example], num_nodes: int, device: torch.de
 
 def losses(model: QAModel, out: Any, examples: Sequence[Example], targets: torch.Tensor,
            lam: float, node_type: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """L = L_answer + λ·(L_mention + L_align + L_type + L_path)."""
+    """L = L_answer + λ·(L_mention + L_align + L_type)."""
     scores = out.scores.clamp(1e-6, 1 - 1e-6)
     answer = -(targets * scores.log() + (1 - targets) * (1 - scores).log()).sum(1).mean()
     other = torch.zeros((), device=scores.device)
@@ -219,28 +218,8 @@ def losses(model: QAModel, out: Any, examples: Sequence[Example], targets: torch
         if answer_type is not None:
             parts["type"] = answer_type
             other = other + answer_type
-    path = _path_loss(out, examples)
-    if path is not None:
-        parts["path"] = path
-        other = other + path
     parts["total"] = answer + lam * other
     return parts
-
-
-def _path_loss(out: Any, examples: Sequence[Example]) -> torch.Tensor | None:
-    """Relation-path supervision where the data gives it (questions generated from the KG
-    know their relations): −log of each hop's gold relation and of the gold hop count. The
-    answer loss alone accepts any path that reaches the answers ("which continent is X on"
-    through X's subregion and the subregion's continent); this asks for the question's own."""
-    terms = []
-    for i, e in enumerate(examples):
-        if e.path is None or len(e.path) >= out.hop_probs.shape[1]:
-            continue
-        term = -out.hop_probs[i, len(e.path)].clamp(min=1e-6).log()
-        for t, slot in enumerate(e.path):
-            term = term - out.relation_probs[t][i, slot].clamp(min=1e-6).log()
-        terms.append(term)
-    return torch.stack(terms).mean() if terms else None
 
 
 def _answer_type_loss(type_logits: torch.Tensor, examples: Sequence[Example],

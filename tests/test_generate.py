@@ -177,32 +177,3 @@ def test_slot_types_say_which_type_of_node_each_relation_leads_to(lands: Path) -
     assert table[capital + graph.num_relations, names.index("country")] == 1.0
     assert table[graph.relation_keys.index("population"), names.index("integer number")] == 1.0
     assert torch.allclose(table.sum(-1), torch.ones(2 * graph.num_relations))
-
-
-def test_generated_questions_carry_their_relation_path(lands: Path) -> None:
-    """Relation-path supervision (kqa.training._path_loss) reads the path each question was
-    generated from: its relation slots hop by hop, [] for "which country is this"."""
-    import torch
-
-    from kqa.training import _path_loss
-
-    graph = kqa.open_kg("lands").graph
-    slot = {key: i for i, key in enumerate(graph.relation_keys)}
-    named = by_text(generated_examples("lands", GenerateConfig(seed=0, image_share=0.0, negatives=0.0)))
-    assert named["what is the capital of the neighbours of Land B"][0].path == [slot["borders"], slot["capital"]]
-    examples = generated_examples("lands", GenerateConfig(seed=1, image_share=1.0, negatives=0.5, views=2))
-    assert [e.path for e in examples if e.group == "image:capital"][0] == [slot["capital"]]
-    assert all(e.path == [] for e in examples if e.group == "identity")
-    assert all(e.path is None for e in examples if e.group == "no entity")
-
-    picked = [named["what is the capital of the neighbours of Land B"][0], [e for e in examples if e.path == []][0]]
-    slots = 2 * graph.num_relations
-    right = torch.zeros(2, slots)
-    right[0, slot["borders"]] = 1.0
-    second = torch.zeros(2, slots)
-    second[0, slot["capital"]] = 1.0
-    hops = torch.tensor([[0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
-    out = type("Out", (), {"hop_probs": hops, "relation_probs": [right, second, torch.zeros(2, slots)]})
-    assert float(_path_loss(out, picked)) == pytest.approx(0.0, abs=1e-5)
-    out.hop_probs = torch.tensor([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])  # stops a hop early
-    assert float(_path_loss(out, picked)) > 5
