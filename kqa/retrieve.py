@@ -2,9 +2,9 @@
 
 Entity scores start on the topic entities and flow along edges, each hop weighted by the
 model's probability for the edge's relation (in either direction: slot ``r`` follows stored
-edges forward, slot ``R + r`` backward), as TransferNet does, among the relations the nodes
-holding score actually have (a relation none of them has is not a reading of the question
-that can be right). Everything is sparse: only nodes
+edges forward, slot ``R + r`` backward), as TransferNet does; when answering, among the
+relations the nodes holding score actually have (a relation none of them has is not a reading
+of the question that can be right). Everything is sparse: only nodes
 with a score are expanded, so the subgraph retrieved for a question is exactly the set of
 nodes touched. Hubs (nodes with more than ``hub_degree`` edges) are not expanded past the
 first hop: reaching every film through "Drama" retrieves noise, not evidence. The same code
@@ -74,9 +74,9 @@ class Propagator:
         self.degree = self._t(degree)
         self.expandable = self._t(degree <= self.hub_degree)
         self.expandable_np = degree <= self.hub_degree  # evidence walks read it edge by edge
-        has_slot = np.zeros((self.num_nodes, self.num_slots), dtype=np.float32)
-        has_slot[heads, slots] = 1.0
-        self.has_slot = self._t(has_slot)  # [N, S] whether a node has an edge of each slot
+        has_slot = np.zeros((self.num_nodes, self.num_slots), dtype=bool)
+        has_slot[heads, slots] = True
+        self.has_slot = self._t(has_slot)  # [N, S] whether a node has an edge of each slot (1 byte each)
 
     def _t(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
@@ -113,7 +113,7 @@ class Propagator:
         from a subregion to its continent, with X a country, then follows the best reading
         that X has instead of losing the score on a relation X does not have."""
         mass = torch.zeros_like(relation_probs)
-        mass = mass.index_add(0, batch, value.detach().unsqueeze(-1) * self.has_slot[node])
+        mass = mass.index_add(0, batch, value.detach().unsqueeze(-1) * self.has_slot[node].to(value.dtype))
         weighted = relation_probs * mass
         total = weighted.sum(-1, keepdim=True)
         return torch.where(total > 0, weighted / total.clamp(min=1e-12), relation_probs)
