@@ -91,12 +91,13 @@ class Propagator:
             keep &= self.expandable[scores.node]
         batch, node, value = scores.batch[keep], scores.node[keep], scores.value[keep]
         followed = self.applicable(batch, node, value, relation_probs) if applicable else relation_probs
-        counts = self.out_ptr[node + 1] - self.out_ptr[node]
+        starts = self.out_ptr[node]
+        counts = self.out_ptr[node + 1] - starts
         total = int(counts.sum())
         if total == 0:
             return Sparse.empty(self.device), followed
         pair = torch.repeat_interleave(torch.arange(len(node), device=self.device), counts)
-        first_edge = torch.repeat_interleave(self.out_ptr[node] - (torch.cumsum(counts, 0) - counts), counts)
+        first_edge = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts)
         edge = first_edge + torch.arange(total, device=self.device)
         tail, slot, edge_batch = self.out_tail[edge], self.out_slot[edge], batch[pair]
         message = value[pair] * followed[edge_batch, slot]
