@@ -96,9 +96,9 @@ class Propagator:
         total = int(counts.sum())
         if total == 0:
             return Sparse.empty(self.device), followed
-        pair = torch.repeat_interleave(torch.arange(len(node), device=self.device), counts)
-        first_edge = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts)
-        edge = first_edge + torch.arange(total, device=self.device)
+        pair = torch.repeat_interleave(counts, output_size=total)  # each frontier entry, once per edge
+        # edge k of the flat list is the (k − first k of its entry)-th edge of its node
+        edge = (starts + counts - torch.cumsum(counts, 0))[pair] + torch.arange(total, device=self.device)
         tail, slot, edge_batch = self.out_tail[edge], self.out_slot[edge], batch[pair]
         message = value[pair] * followed[edge_batch, slot]
         key = edge_batch * self.num_nodes + tail
