@@ -37,6 +37,32 @@ KINDS = {"identity": "which country", "image:capital": "capital", "image:region"
          "image:borders>capital": "neighbours' capitals"}
 
 
+def confidence_rows(answerer, test, text_kinds: list[str], per_kind: int = 300) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """Whether ``ask``'s confidence tells right answers from wrong ones: the mean on country
+    pictures and on pictures of no country, and the AUROC of confidence against the top
+    answer being right (0.5: no better than chance) over the first ``per_kind`` image and
+    text questions of the test set and every picture of no country."""
+    from sklearn.metrics import roc_auc_score
+
+    images = [e for e in test if e.image is not None and e.group != "no entity"][:per_kind]
+    texts = [e for e in test if e.group in text_kinds][:per_kind]
+    nothing = [e for e in test if e.group == "no entity"]
+    confidence, right, group = [], [], []
+    for e in images + texts + nothing:
+        result = answerer.ask(e.text, image=e.image)
+        confidence.append(result.confidence)
+        right.append(bool(result.answers) and e.group != "no entity" and result.answers[0].node in set(e.answers))
+        group.append("none" if e.group == "no entity" else "image" if e.image is not None else "text")
+    confidence_a, right_a, group_a = np.array(confidence), np.array(right), np.array(group)
+    wrong = ~right_a & (group_a != "none")
+    return [("mean confidence: country pictures / pictures of no country",
+             f"{confidence_a[group_a == 'image'].mean():.2f} / {confidence_a[group_a == 'none'].mean():.2f}"),
+            (f"mean confidence: right / wrong answers (n={right_a.sum()} / {wrong.sum()})",
+             f"{confidence_a[right_a].mean():.2f} / {confidence_a[wrong].mean():.2f}" if wrong.any() else "-"),
+            ("confidence AUROC, right vs wrong or no country (0.5 = chance)",
+             f"{roc_auc_score(right_a, confidence_a):.3f}" if 0 < right_a.sum() < len(right_a) else "-")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
@@ -112,14 +138,7 @@ def main() -> None:
             for kind in text_kinds:
                 if kind in groups:
                     rows.append((f"[{fusion}]   {kind} (n={groups[kind]['n']})", f"{groups[kind]['hits@1'] * 100:.2f}"))
-            confidences: dict[str, list[float]] = {"real": [], "none": []}
-            pictures = [e for e in test if e.image is not None and e.group != "no entity"][:150]
-            pictures += [e for e in test if e.group == "no entity"]
-            for e in pictures:
-                answer = answerer.ask(e.text, image=e.image)
-                confidences["none" if e.group == "no entity" else "real"].append(answer.confidence)
-            rows.append((f"[{fusion}] mean confidence: country pictures / pictures of no country",
-                         f"{np.mean(confidences['real']):.2f} / {np.mean(confidences['none']):.2f}"))
+            rows.extend((f"[{fusion}] {k}", v) for k, v in confidence_rows(answerer, test, text_kinds))
         if not args.no_baseline:
             from _baseline import FactSearch, hits_at_1
             from kqa.graph import load_graph

@@ -28,7 +28,7 @@ from kqa.errors import KqaError, ModelMismatchError, NotFoundError
 from kqa.graph import KGraph, load_graph
 from kqa.index import open_index, relation_texts
 from kqa.link import Candidate, Linker, Span, get_linker, strip_brackets
-from kqa.model import Batch, KnowledgeTensors, ModelConfig, QAModel
+from kqa.model import Batch, KnowledgeTensors, ModelConfig, QAModel, type_weight
 from kqa.questions import Question, read_questions
 from kqa.retrieve import Propagator, Sparse
 from kqa.training import (
@@ -235,6 +235,19 @@ class AnswerResult:
         return data
 
 
+def type_fit(type_logits: torch.Tensor | None, answer_type: int | None) -> float:
+    """How far the best answer's type is what the question asks for: 1 for the type the
+    answer-type head reads, its odds against that type otherwise (:func:`kqa.model.type_weight`);
+    1 where the KG has one type. The answer's score alone comes from the relation reader and
+    the hop count, which a phrasing unlike the training ones can mislead together ("which
+    continent is X part of" read as X's subregion at 0.96) while the type head reads the
+    question right (a region, 0.99): their product is the confidence, so such an answer says
+    it is unsure instead of being confidently wrong."""
+    if type_logits is None or answer_type is None:
+        return 1.0
+    return float(type_weight(type_logits.unsqueeze(0))[0, answer_type])
+
+
 def top_reached(scores: torch.Tensor, hops: Sequence[Sparse], k: int) -> tuple[list[float], list[int]]:
     """The ``k`` best (score, node) pairs of one question's dense scores [N]. Only nodes that
     some hop reached can score above zero, so only those are ranked: a top-k over all of a
@@ -373,7 +386,10 @@ class Answerer:
             paths = self.propagator.backtrack(hops, probs, node, hop)
             answers.append(Answer(self.graph.label(node), node, value, hop,
                                   [self._path_triples(path) for path in paths]))
-        confidence = answers[0].score if answers else 0.0
+        fit = 1.0
+        if answers and out.type_logits is not None and self.knowledge.node_type is not None:
+            fit = type_fit(out.type_logits[0], int(self.knowledge.node_type[answers[0].node]))
+        confidence = answers[0].score * fit if answers else 0.0
         image_topic = []
         if with_image and out.image_logits is not None and out.image_nodes is not None:
             p = torch.softmax(out.image_logits[0], -1)[:-1]
@@ -383,6 +399,10 @@ class Answerer:
         message = ""
         if not answers:
             message = "No answer found: no entity of the KG was recognised in the question or image."
+        elif confidence < LOW_CONFIDENCE <= answers[0].score:
+            found = self.type_names[int(self.knowledge.node_type[answers[0].node])]
+            message = (f"Low confidence ({confidence:.2f}): the best answer is of type '{found}', but "
+                       f"the question seems to ask for '{self._asked_type(out)}': check the evidence.")
         elif confidence < LOW_CONFIDENCE:
             message = (f"Low confidence ({confidence:.2f}): the question or image may not be about "
                        f"anything in this KG.")
@@ -401,6 +421,9 @@ class Answerer:
         return AnswerResult(clean, answers, confidence, [c.as_dict() for c in candidates], image_topic,
                             {k: round(v, 4) for k, v in modalities.items()}, round(float(out.text_gate[0]), 4),
                             relations, [round(p, 4) for p in hop_probs], message, seconds, answer_type)
+
+    def _asked_type(self, out: Any) -> str:
+        return self.type_names[int(out.type_logits[0].argmax())]
 
     def _slot_label(self, slot: int) -> str:
         count = self.graph.num_relations

@@ -287,7 +287,7 @@ class QAModel(nn.Module):
         return probs, contexts
 
 
-def _type_weight(type_logits: torch.Tensor) -> torch.Tensor:
+def type_weight(type_logits: torch.Tensor) -> torch.Tensor:
     """[B, K] how much an answer of each type counts: the most likely type fully, the others by
     their odds against it. (Weighing the answers' scores by it too was measured: region
     questions +1.5 points, subregion ones −3 to −22: the head confuses those two types.)"""
@@ -307,7 +307,7 @@ def _typed_relations(relation_probs: list[torch.Tensor], hop_probs: torch.Tensor
     models measured and hurt no kind; trained through it (two runs on the countries KG), the
     reader may leave what types tell apart to the type head, whose slips then decide alone
     (held-out text subregion questions fell to 87 and 55 %, against 94 % without)."""
-    fit = _type_weight(type_logits) @ slot_types.T.to(type_logits.dtype)  # [B, num_slots]
+    fit = type_weight(type_logits) @ slot_types.T.to(type_logits.dtype)  # [B, num_slots]
     probs = torch.stack(relation_probs, dim=1)  # [B, hops, num_slots]
     ends = hop_probs[:, 1:len(relation_probs) + 1].unsqueeze(-1)
     weighted = probs * (1.0 - ends + ends * fit.unsqueeze(1))
@@ -320,7 +320,7 @@ def _typed_hops(hop_probs: torch.Tensor, hops: list[Sparse], type_logits: torch.
     the question asks for. The relations of "which currency is used in the countries next to
     X" may be read right (borders, then currency) while the hop count, misled by "countries
     next to", stops after one hop: its answers are countries, not currencies."""
-    weight = _type_weight(type_logits)
+    weight = type_weight(type_logits)
     size, count = hop_probs.shape
     both, hop = stack_hops(hops)
     cell = both.batch * count + hop  # (question, hop)

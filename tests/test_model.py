@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -177,7 +178,7 @@ def test_fine_tune_on_a_new_kg(home: dict[str, Path], tmp_path: Path) -> None:
 def test_answer_type_moves_the_hop_count_to_answers_of_the_asked_type() -> None:
     """Hop 1 reaches a country, hop 2 a currency; the hop-count head prefers hop 1, the answer
     type head asks for a currency: the hop whose answers are currencies must win."""
-    from kqa.model import _type_weight, _typed_hops
+    from kqa.model import type_weight, _typed_hops
     from kqa.retrieve import Sparse
 
     node_type = torch.tensor([0, 0, 1])  # nodes 0, 1: countries; node 2: a currency
@@ -189,11 +190,20 @@ def test_answer_type_moves_the_hop_count_to_answers_of_the_asked_type() -> None:
     asks_currency = torch.tensor([[-4.0, 4.0]])
     typed = _typed_hops(hop_probs, hops, asks_currency, node_type)
     assert typed[0, 2] > 0.9 and abs(float(typed.sum()) - 1) < 1e-5
-    weight = _type_weight(asks_currency)  # a currency counts fully, a country barely
+    weight = type_weight(asks_currency)  # a currency counts fully, a country barely
     assert float(weight[0, 1]) == 1.0 and float(weight[0, 0]) < 1e-3
     neutral = _typed_hops(hop_probs, hops, torch.zeros(1, 2), node_type)
     reached = hop_probs * torch.tensor([[1.0, 1.0, 1.0, 0.0]])  # hop 3 reached nothing
     assert torch.allclose(neutral, reached / reached.sum())  # no type preference: only that
+
+
+def test_confidence_counts_the_answers_type_against_the_asked_one() -> None:
+    from kqa.answer import type_fit
+
+    asks_region = torch.tensor([0.0, 4.6, 0.0])  # types: subregion, region, city
+    assert type_fit(asks_region, 1) == pytest.approx(1.0)
+    assert type_fit(asks_region, 0) == pytest.approx(math.exp(-4.6), rel=1e-4)  # a subregion: its odds
+    assert type_fit(None, 0) == 1.0 and type_fit(asks_region, None) == 1.0  # untyped KG / no answer
 
 
 def test_answer_type_moves_the_last_hops_relation_to_one_leading_to_that_type() -> None:

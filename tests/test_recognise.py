@@ -4,6 +4,7 @@ model that uses it end to end (saved, reloaded, answering about a photo)."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -92,7 +93,8 @@ def test_encoder_without_a_tower_gets_no_recogniser(lands: Path, tmp_path: Path)
     assert train_recogniser(load_graph("flags"), clip) is None
 
 
-def test_model_with_a_recogniser_round_trips_and_answers_about_a_photo(lands: Path) -> None:
+def test_model_with_a_recogniser_round_trips_and_answers_about_a_photo(lands: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from kqa.answer import clear_answerers, load_answerer
     from safetensors.torch import load_file
 
@@ -115,6 +117,7 @@ def test_model_with_a_recogniser_round_trips_and_answers_about_a_photo(lands: Pa
     assert result.image_topic[0]["name"] == "Land C"
     linked = kqa.link_entities("flags", "which country is this", image=photo)
     assert linked.image_candidates[0].name == "Land C"  # linking uses the model's recogniser
+    _an_answer_of_another_type_than_asked_is_not_confident(answerer, monkeypatch)
 
     # another answer model (another fusion) reuses the trained recogniser as it is
     with flagskg.one_thread(torch):
@@ -167,3 +170,26 @@ def test_the_views_of_a_picture_vote_by_mean_probability() -> None:
     embedding = torch.from_numpy(recogniser.encode_batch([Image.new("RGB", (40, 30))]))
     assert embedding.shape == (1, 4)
     assert int(recogniser.logits(embedding).argmax()) == 1
+
+
+def _an_answer_of_another_type_than_asked_is_not_confident(answerer, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+                                                           ) -> None:
+    """The answer-type head reads 'country' while the best answer is a city: the confidence
+    is the answer's score times the city type's odds, and the message says why."""
+    question = "what is the capital of Land C"
+    best = answerer.ask(question).answers[0]
+    assert answerer.type_names[int(answerer.knowledge.node_type[best.node])] == "city"
+    forward = answerer.model.forward
+    country = answerer.type_names.index("country")
+
+    def asks_for_a_country(*args, **kwargs):  # type: ignore[no-untyped-def]
+        out = forward(*args, **kwargs)
+        out.type_logits = torch.full_like(out.type_logits, -6.0)
+        out.type_logits[:, country] = 6.0
+        return out
+
+    monkeypatch.setattr(answerer.model, "forward", asks_for_a_country)
+    result = answerer.ask(question)
+    assert result.answers[0].name == best.name and result.answers[0].score == pytest.approx(best.score)
+    assert result.confidence == pytest.approx(best.score * math.exp(-12.0), rel=1e-3)
+    assert "type 'city'" in result.message and "ask for 'country'" in result.message
