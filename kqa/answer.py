@@ -386,10 +386,10 @@ class Answerer:
             paths = self.propagator.backtrack(hops, probs, node, hop)
             answers.append(Answer(self.graph.label(node), node, value, hop,
                                   [self._path_triples(path) for path in paths]))
-        fit = 1.0
-        if answers and out.type_logits is not None and self.knowledge.node_type is not None:
-            fit = type_fit(out.type_logits[0], int(self.knowledge.node_type[answers[0].node]))
-        confidence = answers[0].score * fit if answers else 0.0
+        typed = answers and out.type_logits is not None and self.knowledge.node_type is not None
+        best_type = int(self.knowledge.node_type[answers[0].node]) if typed else None  # type: ignore[index]
+        type_logits = out.type_logits[0] if typed else None
+        confidence = answers[0].score * type_fit(type_logits, best_type) if answers else 0.0
         image_topic = []
         if with_image and out.image_logits is not None and out.image_nodes is not None:
             p = torch.softmax(out.image_logits[0], -1)[:-1]
@@ -400,9 +400,10 @@ class Answerer:
         if not answers:
             message = "No answer found: no entity of the KG was recognised in the question or image."
         elif confidence < LOW_CONFIDENCE <= answers[0].score:
-            found = self.type_names[int(self.knowledge.node_type[answers[0].node])]
-            message = (f"Low confidence ({confidence:.2f}): the best answer is of type '{found}', but "
-                       f"the question seems to ask for '{self._asked_type(out)}': check the evidence.")
+            asked = self.type_names[int(type_logits.argmax())]  # type: ignore[union-attr]
+            message = (f"Low confidence ({confidence:.2f}): the best answer is of type "
+                       f"'{self.type_names[best_type]}', but the question seems to ask for '{asked}': "  # type: ignore[index]
+                       f"check the evidence.")
         elif confidence < LOW_CONFIDENCE:
             message = (f"Low confidence ({confidence:.2f}): the question or image may not be about "
                        f"anything in this KG.")
@@ -421,9 +422,6 @@ class Answerer:
         return AnswerResult(clean, answers, confidence, [c.as_dict() for c in candidates], image_topic,
                             {k: round(v, 4) for k, v in modalities.items()}, round(float(out.text_gate[0]), 4),
                             relations, [round(p, 4) for p in hop_probs], message, seconds, answer_type)
-
-    def _asked_type(self, out: Any) -> str:
-        return self.type_names[int(out.type_logits[0].argmax())]
 
     def _slot_label(self, slot: int) -> str:
         count = self.graph.num_relations
