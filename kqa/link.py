@@ -123,17 +123,23 @@ class AliasTable:
         self.keys = list(table)
 
     def spans(self, question: str, hints: list[tuple[int, int]]) -> list[Span]:
-        """Every n-gram of the question that is an alias."""
+        """Every n-gram of the question that is an alias; an n-gram ending in a possessive
+        ("Australia's capital") is also looked up without it. A word keeps its "'s" as one
+        token, so that names holding one ("The Devil's Carnival") match whole."""
         words = tokens(question)
         found = []
         for i in range(len(words)):
             for n in range(1, min(self.max_tokens, len(words) - i) + 1):
                 key = " ".join(w[2] for w in words[i:i + n])
-                nodes = self.table.get(key)
-                if nodes:
-                    start, end = words[i][0], words[i + n - 1][1]
-                    found.append(Span(start, end, question[start:end], key, nodes,
-                                      any(hs <= start and end <= he for hs, he in hints)))
+                start, end = words[i][0], words[i + n - 1][1]
+                readings = [(key, end)]
+                if key.endswith("'s") and len(words[i + n - 1][2]) > 2:
+                    readings.append((key[:-2], end - 2))
+                for reading, stop in readings:
+                    nodes = self.table.get(reading)
+                    if nodes:
+                        found.append(Span(start, stop, question[start:stop], reading, nodes,
+                                          any(hs <= start and stop <= he for hs, he in hints)))
         return found
 
 

@@ -117,6 +117,27 @@ def test_linking_with_and_without_brackets(films: dict[str, Path]) -> None:
     assert "[" not in kqa.link_entities("films", f"who directed [{title}]").question
 
 
+def test_a_possessive_links_the_name_it_is_attached_to(films: dict[str, Path]) -> None:
+    graph = kqa.open_kg("films").graph
+    title = next(n for n in graph.node_names if n.count(" ") == 1 and n.split()[0] in films_kg.WORDS)
+    for question in (f"who is {title}'s director", f"who is {title}\u2019s director?"):
+        best = kqa.link_entities("films", question).candidates[0]
+        assert (best.name, best.source, best.mention) == (title, "alias", title), question
+
+
+def test_a_name_with_an_apostrophe_s_still_links_whole() -> None:
+    from types import SimpleNamespace
+
+    from kqa.graph import ENTITY
+    from kqa.link import AliasTable
+
+    names = ["The Devil's Carnival", "The Devil", "Australia"]
+    graph = SimpleNamespace(num_nodes=3, node_kind=[ENTITY] * 3, node_names=names, aliases=[[], [], []])
+    spans = AliasTable(graph).spans("who made The Devil's Carnival and Australia's flag", [])
+    assert {(s.text, tuple(s.nodes)) for s in spans} == {
+        ("The Devil's Carnival", (0,)), ("The Devil", (1,)), ("Australia", (2,))}
+
+
 def test_fuzzy_linking_of_a_typo(films: dict[str, Path]) -> None:
     person = next(n for n in kqa.open_kg("films").graph.node_names if n.split()[0] in films_kg.FIRST)
     typo = person[:-2] + person[-1] + person[-2]  # swap the last two letters
