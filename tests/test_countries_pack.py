@@ -70,6 +70,13 @@ def test_france(pack: Pack) -> None:
     assert "FR" not in france["aliases"] and "FRA" not in france["aliases"]
 
 
+def test_common_abbreviations_are_aliases_even_when_they_are_the_iso_code(pack: Pack) -> None:
+    # "USA" is the United States' own ISO alpha-3 code; people type it, so it stays an alias
+    assert {"USA", "US"} & set(pack.country("United States")["aliases"]) == {"USA"}
+    assert "UK" in pack.country("United Kingdom")["aliases"]
+    assert "GBR" not in pack.country("United Kingdom")["aliases"]
+
+
 def test_graph_is_well_formed(pack: Pack) -> None:
     data = pack.data
     assert data["name"] == "countries" and data["description"]

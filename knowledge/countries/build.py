@@ -192,6 +192,9 @@ class Graph:
                 "nodes": nodes, "edges": edges}
 
 
+TYPED_ABBREVIATIONS = frozenset({"UK", "UAE", "USA", "DRC", "RSA"})
+
+
 def aliases(record: dict[str, Any]) -> list[str]:
     """Other names of a country: alternative spellings and native names, without its ISO
     codes (they would match every "FR" or "IT" in a question) and without its own name."""
@@ -202,10 +205,10 @@ def aliases(record: dict[str, Any]) -> list[str]:
     for alias in [*_list(record.get("altSpellings")), _text(record.get("nativeName")),
                   *record.get("_also", [])]:
         alias = alias.strip()
-        if not alias or alias.upper() in codes or alias.casefold() == name:
+        if not alias or alias.casefold() == name:
             continue
-        if re.fullmatch(r"[A-Z]{2,3}", alias) and alias not in {"UK", "UAE", "USA", "DRC", "RSA"}:
-            continue  # other bare codes; the common abbreviations people type are kept
+        if (alias.upper() in codes or re.fullmatch(r"[A-Z]{2,3}", alias)) and alias not in TYPED_ABBREVIATIONS:
+            continue  # bare codes; the abbreviations people type are kept, "USA" though it is an ISO code
         seen.setdefault(alias.casefold(), alias)
     return sorted(seen.values())
 
