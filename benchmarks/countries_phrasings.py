@@ -84,7 +84,8 @@ def questions(graph, paths: dict[str, list[str]], per_phrasing: int, seed: int  
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="Model folder (default $KQA_HOME/models/countries).")
     parser.add_argument("--home", help="KQA_HOME holding the countries KG and model.")
     parser.add_argument("--per-phrasing", type=int, default=12, help="Countries asked about per phrasing.")
@@ -115,7 +116,8 @@ def main() -> None:
             best = result.answers[0].name if result.answers else None
             right += best in gold
             if best not in gold and len(failures.setdefault(path, [])) < args.failures:
-                failures[path].append({"question": question, "answered": best, "gold": sorted(gold)[:3],
+                failures[path].append({"question": question, "answered": best,
+                                       "gold": sorted(gold)[:3],
                                        "topic": result.topic[0]["name"] if result.topic else None,
                                        "relations": result.relations[0][:2], "hops": result.hop_probs,
                                        "type": result.answer_type[:2]})
@@ -123,7 +125,8 @@ def main() -> None:
         hits, total = hits + right, total + len(pairs)
     rows.append((f"Hits@1 all (n={total})", hits / max(total, 1)))
     rows.append(("mean seconds per question (ask, warm)", (time.perf_counter() - started) / max(total, 1)))
-    report("countries: hand-written phrasings", rows, args.json, {"failures": failures} if args.json else None)
+    report("countries: hand-written phrasings", rows, args.json,
+           {"failures": failures} if args.json else None)
     if not args.json:
         for path, items in failures.items():
             print(f"failures, {path}:")

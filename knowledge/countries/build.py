@@ -197,7 +197,8 @@ TYPED_ABBREVIATIONS = frozenset({"UK", "UAE", "USA", "DRC", "RSA"})
 
 def aliases(record: dict[str, Any]) -> list[str]:
     """Other names of a country: alternative spellings and native names, without its ISO
-    codes (they would match every "FR" or "IT" in a question) and without its own name."""
+    codes and other bare codes (they would match every "FR" or "IT" in a question) except the
+    abbreviations people type (:data:`TYPED_ABBREVIATIONS`), and without its own name."""
     iso = record.get("ISO") or {}
     codes = {str(v).upper() for v in iso.values() if v}
     name = record["name"].casefold()
@@ -207,8 +208,9 @@ def aliases(record: dict[str, Any]) -> list[str]:
         alias = alias.strip()
         if not alias or alias.casefold() == name:
             continue
-        if (alias.upper() in codes or re.fullmatch(r"[A-Z]{2,3}", alias)) and alias not in TYPED_ABBREVIATIONS:
-            continue  # bare codes; the abbreviations people type are kept, "USA" though it is an ISO code
+        bare_code = alias.upper() in codes or re.fullmatch(r"[A-Z]{2,3}", alias)
+        if bare_code and alias not in TYPED_ABBREVIATIONS:
+            continue  # the abbreviations people type stay, "USA" though it is an ISO code
         seen.setdefault(alias.casefold(), alias)
     return sorted(seen.values())
 
