@@ -248,6 +248,19 @@ def type_fit(type_logits: torch.Tensor | None, answer_type: int | None) -> float
     return float(type_weight(type_logits.unsqueeze(0))[0, answer_type])
 
 
+def fact_share(contributions: Sequence[float], with_image: bool) -> float:
+    """The share of an answer's score carried by facts of the KG (hops 1 and more), for a
+    question asked in words only. Hop 0 answers "which entity is this?": for a picture that is
+    the recognition, but for a question in words it returns the entity the question names.
+    Training never asks so in words, yet a question about something the KG does not hold ("who
+    is the president of France") can be read that way, and "France" is then no answer: its
+    confidence is what facts support, none. 1 for a question with an image."""
+    total = float(sum(contributions))
+    if with_image or total <= 0.0:
+        return 1.0
+    return float(sum(contributions[1:])) / total
+
+
 def top_reached(scores: torch.Tensor, hops: Sequence[Sparse], k: int) -> tuple[list[float], list[int]]:
     """The ``k`` best (score, node) pairs of one question's dense scores [N]. Only nodes that
     some hop reached can score above zero, so only those are ranked: a top-k over all of a
@@ -377,19 +390,22 @@ class Answerer:
         hop_probs = out.hop_probs[0].tolist()
         hops = [h.to_dict(0) for h in out.hops]
         probs = [p[0].cpu().numpy() for p in out.relation_probs]
-        answers = []
+        answers, supported = [], 1.0
         for value, node in zip(values, nodes):
             if value <= 1e-4:
                 break
             contributions = [hop_probs[t] * hops[t].get(node, 0.0) for t in range(len(hops))]
             hop = int(np.argmax(contributions))
             paths = self.propagator.backtrack(hops, probs, node, hop)
+            if not answers:
+                supported = fact_share(contributions, with_image)
             answers.append(Answer(self.graph.label(node), node, value, hop,
                                   [self._path_triples(path) for path in paths]))
         typed = answers and out.type_logits is not None and self.knowledge.node_type is not None
         best_type = int(self.knowledge.node_type[answers[0].node]) if typed else None  # type: ignore[index]
         type_logits = out.type_logits[0] if typed else None
-        confidence = answers[0].score * type_fit(type_logits, best_type) if answers else 0.0
+        fit = type_fit(type_logits, best_type)
+        confidence = answers[0].score * fit * supported if answers else 0.0
         image_topic = []
         if with_image and out.image_logits is not None and out.image_nodes is not None:
             p = torch.softmax(out.image_logits[0], -1)[:-1]
@@ -399,7 +415,10 @@ class Answerer:
         message = ""
         if not answers:
             message = "No answer found: no entity of the KG was recognised in the question or image."
-        elif confidence < LOW_CONFIDENCE <= answers[0].score:
+        elif confidence < LOW_CONFIDENCE <= answers[0].score * fit:
+            message = (f"Low confidence ({confidence:.2f}): the best answer is the entity the question "
+                       f"names, reached through no fact of the KG; the KG may not hold what is asked.")
+        elif confidence < LOW_CONFIDENCE <= answers[0].score * supported:
             asked = self.type_names[int(type_logits.argmax())]  # type: ignore[union-attr]
             message = (f"Low confidence ({confidence:.2f}): the best answer is of type "
                        f"'{self.type_names[best_type]}', but the question seems to ask for '{asked}': "  # type: ignore[index]

@@ -206,6 +206,16 @@ def test_confidence_counts_the_answers_type_against_the_asked_one() -> None:
     assert type_fit(None, 0) == 1.0 and type_fit(asks_region, None) == 1.0  # untyped KG / no answer
 
 
+def test_confidence_in_words_counts_only_what_facts_carry() -> None:
+    from kqa.answer import fact_share
+
+    assert fact_share([0.9, 0.0, 0.0], with_image=False) == 0.0  # the named entity itself
+    assert fact_share([0.0, 0.6, 0.2], with_image=False) == pytest.approx(1.0)
+    assert fact_share([0.2, 0.6, 0.0], with_image=False) == pytest.approx(0.75)
+    assert fact_share([0.9, 0.0, 0.0], with_image=True) == 1.0  # hop 0: the picture's entity
+    assert fact_share([0.0, 0.0], with_image=False) == 1.0
+
+
 def test_answer_type_moves_the_last_hops_relation_to_one_leading_to_that_type() -> None:
     """Slot 0 leads to subregions, slot 1 to regions. The reader prefers slot 0, the type head
     asks for a region: where the question ends after hop 1, slot 1 must win; where it surely

@@ -118,6 +118,7 @@ def test_model_with_a_recogniser_round_trips_and_answers_about_a_photo(lands: Pa
     linked = kqa.link_entities("flags", "which country is this", image=photo)
     assert linked.image_candidates[0].name == "Land C"  # linking uses the model's recogniser
     _an_answer_of_another_type_than_asked_is_not_confident(answerer, monkeypatch)
+    _the_entity_a_question_in_words_names_is_no_confident_answer(answerer, photo, monkeypatch)
 
     # another answer model (another fusion) reuses the trained recogniser as it is
     with flagskg.one_thread(torch):
@@ -193,3 +194,26 @@ def _an_answer_of_another_type_than_asked_is_not_confident(answerer, monkeypatch
     assert result.answers[0].name == best.name and result.answers[0].score == pytest.approx(best.score)
     assert result.confidence == pytest.approx(best.score * math.exp(-12.0), rel=1e-3)
     assert "type 'city'" in result.message and "ask for 'country'" in result.message
+
+
+def _the_entity_a_question_in_words_names_is_no_confident_answer(answerer, photo,  # type: ignore[no-untyped-def]
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read as "which entity is this?" (hop 0), a question in words is answered by the entity it
+    names, which no fact supports: no confidence, and the message says so. Asked about a
+    picture, hop 0 is the recognition and keeps its confidence."""
+    forward = answerer.model.forward
+
+    def stops_at_the_topic(*args, **kwargs):  # type: ignore[no-untyped-def]
+        out = forward(*args, **kwargs)
+        out.hop_probs = torch.zeros_like(out.hop_probs)
+        out.hop_probs[:, 0] = 1.0
+        out.scores = answerer.propagator.combine(out.hops, out.hop_probs, out.hop_probs.shape[0])
+        return out
+
+    monkeypatch.setattr(answerer.model, "forward", stops_at_the_topic)
+    in_words = answerer.ask("who is the president of Land C")
+    assert in_words.answers[0].name == "Land C" and in_words.answers[0].hop == 0
+    assert in_words.answers[0].score > 0.3 and in_words.confidence == pytest.approx(0.0, abs=1e-6)
+    assert "the entity the question names" in in_words.message
+    pictured = answerer.ask("which country is this", image=photo)
+    assert pictured.answers[0].hop == 0 and pictured.confidence > 0.3 and not pictured.message
