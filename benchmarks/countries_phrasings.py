@@ -12,6 +12,11 @@ linked as ``kqa ask`` links it (no brackets); the gold answers come from the KG.
 per relation path and overall, and the first failures with what the model read.
 A phrasing identical to one of the pack's templates is left out and counted.
 
+Then questions the KG holds no fact for ("who is the president of X"; the file's
+``unanswerable`` list): the share answered with a confidence at or above ``ask``'s low-confidence
+line, against the share of right answers above it, and how well a question's familiarity
+(nearest training question, entity left out) tells answerable from unanswerable ones (AUROC).
+
 Needs a trained countries model (``make prepare``, or ``kqa train --kg countries --generated``)
 in the given ``KQA_HOME``.
 """
@@ -26,6 +31,8 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, report  # noqa: E402
@@ -83,6 +90,52 @@ def questions(graph, paths: dict[str, list[str]], per_phrasing: int, seed: int  
     return out, skipped
 
 
+def unanswerable_rows(answerer, phrasings: list[str], right_confidence: list[float],  # type: ignore[no-untyped-def]
+                      seed: int, per_phrasing: int = 4) -> list[tuple[str, object]]:
+    """Questions the KG holds no fact for: how often ``ask`` is confident anyway (against how
+    often it is confident when right), and how far a question's familiarity (its words
+    without the entity, nearest to a training question's, in MiniLM's token space) tells the
+    two apart: a candidate signal for the confidence, measured here, not used by ``ask``."""
+    from kqa.answer import LOW_CONFIDENCE
+    from kqa.generate import GenerateConfig, generated_examples
+
+    rng = random.Random(seed)
+    countries = [answerer.graph.node_names[n] for n in sorted(answerer.graph.images)]
+    unanswerable = [p.format(x=x) for p in phrasings for x in rng.sample(countries, per_phrasing)]
+    confidence = [answerer.ask(q).confidence for q in unanswerable]
+    confident = sum(c >= LOW_CONFIDENCE for c in confidence) / len(confidence)
+    trained = [e.text for e in generated_examples("countries", GenerateConfig(
+        seed=0, image_share=0.0, per_path=1, identity_per_entity=0)) if e.image is None]
+    rng.shuffle(trained)
+    bank = np.stack([familiarity_vector(answerer, q) for q in trained[:3000]])
+    answerable = json.loads(PHRASINGS.read_text(encoding="utf-8"))["phrasings"]
+    asked, _ = questions(answerer.graph, answerable, 2, seed)
+    known = [float((bank @ familiarity_vector(answerer, q)).max()) for rows in asked.values() for q, _ in rows]
+    unknown = [float((bank @ familiarity_vector(answerer, q)).max()) for q in unanswerable]
+    return [(f"unanswerable questions answered with confidence >= {LOW_CONFIDENCE} (n={len(confidence)})",
+             confident),
+            (f"right answers with confidence >= {LOW_CONFIDENCE} (answerable questions above)",
+             sum(c >= LOW_CONFIDENCE for c in right_confidence) / max(len(right_confidence), 1)),
+            ("familiarity mean, answerable / unanswerable", f"{np.mean(known):.3f} / {np.mean(unknown):.3f}"),
+            ("familiarity AUROC answerable vs unanswerable", auroc(known, unknown))]
+
+
+def familiarity_vector(answerer, question: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Mean of the question's MiniLM token states without the linked mention, normalised."""
+    linked = answerer.linker.link(question, top_k=1)
+    span = linked.candidates[0].span if linked.candidates else None
+    states = answerer.text.encode_tokens([question])
+    keep = [i for i, (a, b) in enumerate(states.offsets[0])
+            if b > a and not (span and a < span[1] and b > span[0])]
+    vector = states.states[0, keep].mean(0).cpu().numpy()
+    return vector / max(float(np.linalg.norm(vector)), 1e-9)
+
+
+def auroc(positive: list[float], negative: list[float]) -> float:
+    pos, neg = np.asarray(positive)[:, None], np.asarray(negative)[None, :]
+    return float(((pos > neg) + 0.5 * (pos == neg)).mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,11 +156,12 @@ def main() -> None:
         sys.exit(f"no trained countries model at {model}: run `make prepare` or "
                  f"`kqa train --kg countries --generated` first")
     answerer = load_answerer("countries", model)
-    paths = json.loads(PHRASINGS.read_text(encoding="utf-8"))["phrasings"]
-    asked, skipped = questions(answerer.graph, paths, args.per_phrasing, args.seed)
+    phrasings = json.loads(PHRASINGS.read_text(encoding="utf-8"))
+    asked, skipped = questions(answerer.graph, phrasings["phrasings"], args.per_phrasing, args.seed)
     rows: list[tuple[str, object]] = [("phrasings left out (one of the pack's templates)", skipped)]
     failures: dict[str, list[dict[str, object]]] = {}
     hits = total = 0
+    right_confidence: list[float] = []
     started = time.perf_counter()
     for path, pairs in asked.items():
         right = 0
@@ -115,6 +169,8 @@ def main() -> None:
             result = answerer.ask(question)
             best = result.answers[0].name if result.answers else None
             right += best in gold
+            if best in gold:
+                right_confidence.append(result.confidence)
             if best not in gold and len(failures.setdefault(path, [])) < args.failures:
                 failures[path].append({"question": question, "answered": best,
                                        "gold": sorted(gold)[:3],
@@ -125,6 +181,7 @@ def main() -> None:
         hits, total = hits + right, total + len(pairs)
     rows.append((f"Hits@1 all (n={total})", hits / max(total, 1)))
     rows.append(("mean seconds per question (ask, warm)", (time.perf_counter() - started) / max(total, 1)))
+    rows.extend(unanswerable_rows(answerer, phrasings["unanswerable"], right_confidence, args.seed))
     report("countries: hand-written phrasings", rows, args.json,
            {"failures": failures} if args.json else None)
     if not args.json:
