@@ -90,8 +90,9 @@ def questions(graph, paths: dict[str, list[str]], per_phrasing: int, seed: int  
     return out, skipped
 
 
-def unanswerable_rows(answerer, phrasings: list[str], right_confidence: list[float],  # type: ignore[no-untyped-def]
-                      seed: int, per_phrasing: int = 4) -> list[tuple[str, object]]:
+def unanswerable_rows(answerer, phrasings: dict[str, object],  # type: ignore[no-untyped-def]
+                      right_confidence: list[float], seed: int, per_phrasing: int = 4
+                      ) -> list[tuple[str, object]]:
     """Questions the KG holds no fact for: how often ``ask`` is confident anyway (against how
     often it is confident when right), and how far a question's familiarity (its words
     without the entity, nearest to a training question's, in MiniLM's token space) tells the
@@ -101,15 +102,15 @@ def unanswerable_rows(answerer, phrasings: list[str], right_confidence: list[flo
 
     rng = random.Random(seed)
     countries = [answerer.graph.node_names[n] for n in sorted(answerer.graph.images)]
-    unanswerable = [p.format(x=x) for p in phrasings for x in rng.sample(countries, per_phrasing)]
+    unanswerable = [p.format(x=x) for p in phrasings["unanswerable"]  # type: ignore[attr-defined]
+                    for x in rng.sample(countries, per_phrasing)]
     confidence = [answerer.ask(q).confidence for q in unanswerable]
     confident = sum(c >= LOW_CONFIDENCE for c in confidence) / len(confidence)
     trained = [e.text for e in generated_examples("countries", GenerateConfig(
         seed=0, image_share=0.0, per_path=1, identity_per_entity=0)) if e.image is None]
     rng.shuffle(trained)
     bank = np.stack([familiarity_vector(answerer, q) for q in trained[:3000]])
-    answerable = json.loads(PHRASINGS.read_text(encoding="utf-8"))["phrasings"]
-    asked, _ = questions(answerer.graph, answerable, 2, seed)
+    asked, _ = questions(answerer.graph, phrasings["phrasings"], 2, seed)  # type: ignore[arg-type]
     known = [float((bank @ familiarity_vector(answerer, q)).max()) for rows in asked.values() for q, _ in rows]
     unknown = [float((bank @ familiarity_vector(answerer, q)).max()) for q in unanswerable]
     return [(f"unanswerable questions answered with confidence >= {LOW_CONFIDENCE} (n={len(confidence)})",
@@ -181,7 +182,7 @@ def main() -> None:
         hits, total = hits + right, total + len(pairs)
     rows.append((f"Hits@1 all (n={total})", hits / max(total, 1)))
     rows.append(("mean seconds per question (ask, warm)", (time.perf_counter() - started) / max(total, 1)))
-    rows.extend(unanswerable_rows(answerer, phrasings["unanswerable"], right_confidence, args.seed))
+    rows.extend(unanswerable_rows(answerer, phrasings, right_confidence, args.seed))
     report("countries: hand-written phrasings", rows, args.json,
            {"failures": failures} if args.json else None)
     if not args.json:
