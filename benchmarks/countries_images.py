@@ -12,8 +12,8 @@ set is generated with a different seed, the held-out templates ("!" in the manif
 held-out distortion mix with background photos training never saw. Prints Hits@1 per question
 kind (which country, capital, region, subregion, neighbours, neighbours' capitals, ...) for
 image questions and for text-only questions (entity named in the text, linked, no brackets),
-the confidence on pictures that show no country, and the fact-search baseline on the text
-questions. Targets: image questions ≥ 95 % overall; text-only ≥ 98 %.
+the same text questions with one typo each, the confidence on pictures that show no country,
+and the fact-search baseline on the text questions. Targets: image questions ≥ 95 % overall; text-only ≥ 98 %.
 """
 
 from __future__ import annotations
@@ -35,6 +35,25 @@ from _common import Rows, REPO, peak_rss_mb, report  # noqa: E402
 KINDS = {"identity": "which country", "image:capital": "capital", "image:region": "region",
          "image:subregion": "subregion", "image:borders": "neighbours",
          "image:borders>capital": "neighbours' capitals"}
+
+
+def with_typos(examples, seed: int = 7):  # type: ignore[no-untyped-def]
+    """Copies of text questions with one typo each (:func:`kqa.generate.add_typo`) outside the
+    entity's name: held-out phrasings as people type them."""
+    import copy
+
+    from kqa.generate import add_typo
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for e in examples:
+        start, end = e.mention_spans[0] if e.mention_spans else (len(e.text), len(e.text))
+        name = e.text[start:end]
+        slipped = copy.copy(e)
+        slipped.text = add_typo(e.text[:start] + "{x}" + e.text[end:], rng).replace("{x}", name, 1)
+        slipped.states = slipped.pooled = None
+        out.append(slipped)
+    return out
 
 
 def confidence_rows(answerer, test, text_kinds: list[str], per_kind: int = 300) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -138,6 +157,11 @@ def main() -> None:
             for kind in text_kinds:
                 if kind in groups:
                     rows.append((f"[{fusion}]   {kind} (n={groups[kind]['n']})", f"{groups[kind]['hits@1'] * 100:.2f}"))
+            slipped = with_typos([e for e in test if e.group in text_kinds])
+            encode_examples(slipped, answerer.text)  # type: ignore[arg-type]
+            typo_result = answerer.evaluate(slipped, gold_topics=False)
+            rows.append((f"[{fusion}] text-only, one typo per question, Hits@1 (n={typo_result.n})",
+                         f"{typo_result.hits1 * 100:.2f}"))
             rows.extend((f"[{fusion}] {k}", v) for k, v in confidence_rows(answerer, test, text_kinds))
         if not args.no_baseline:
             from _baseline import FactSearch, hits_at_1

@@ -177,3 +177,36 @@ def test_slot_types_say_which_type_of_node_each_relation_leads_to(lands: Path) -
     assert table[capital + graph.num_relations, names.index("country")] == 1.0
     assert table[graph.relation_keys.index("population"), names.index("integer number")] == 1.0
     assert torch.allclose(table.sum(-1), torch.ones(2 * graph.num_relations))
+
+
+def test_a_typo_changes_one_word_and_never_a_placeholder() -> None:
+    from kqa.generate import add_typo
+
+    rng = np.random.default_rng(0)
+    template = "which {type} is {x} part of, and what is its capital"
+    for _ in range(200):
+        slipped = add_typo(template, rng)
+        assert slipped != template and "{type}" in slipped and "{x}" in slipped
+        changed = [(a, b) for a, b in zip(template.split(" "), slipped.split(" ")) if a != b]
+        assert len(changed) == 1 and len(changed[0][0]) >= 4
+        assert abs(len(changed[0][0]) - len(changed[0][1])) <= 1
+    assert add_typo("is {x} big", rng) == "is {x} big"  # no word long enough
+
+
+def test_typos_go_to_a_share_of_training_questions_only(lands: Path) -> None:
+    """The same questions with and without typos (their own random stream), the same answers;
+    held-out test questions never get them."""
+    options = {"seed": 0, "image_share": 0.0, "negatives": 0.0}
+    clean = generated_examples("lands", GenerateConfig(typos=0.0, **options))
+    slipped = generated_examples("lands", GenerateConfig(typos=0.5, **options))
+    assert [e.answers for e in clean] == [e.answers for e in slipped]
+    differ = [(a.text, b.text) for a, b in zip(clean, slipped) if a.text != b.text]
+    assert 0.2 * len(clean) < len(differ) < 0.8 * len(clean)
+    for a, b in differ:
+        assert len(a.split()) == len(b.split()) and sum(x != y for x, y in zip(a.split(), b.split())) == 1
+    for a, b in zip(clean, slipped):  # the mention still marks the entity's name
+        for start, end in b.mention_spans:
+            assert b.text[start:end] in {a.text[s:e] for s, e in a.mention_spans}
+    test = {"seed": 0, "split": "test", "image_share": 0.0, "negatives": 0.0}
+    assert [e.text for e in generated_examples("lands", GenerateConfig(typos=0.0, **test))] == \
+        [e.text for e in generated_examples("lands", GenerateConfig(typos=0.5, **test))]

@@ -313,3 +313,45 @@ def test_a_hop_follows_the_relations_its_frontier_has() -> None:
     # training follows the reading as it is: the loss must still teach the reader
     hops, followed = propagator.run(start, [probs], applicable=False)
     assert torch.equal(followed[0], probs) and hops[1].to_dict(0) == pytest.approx({1: 0.1, 2: 0.3})
+
+
+def test_training_along_both_paths_scores_the_reading_and_the_answering_path() -> None:
+    """``train_paths="both"``: the answer loss is the mean of the loss along the relations as
+    read (it teaches the reader) and along the relations the frontier has (what answering
+    follows); answering itself computes one path."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from kqa.answer import build_model
+    from kqa.model import Batch, KnowledgeTensors, ModelConfig
+    from kqa.retrieve import Propagator, Sparse
+    from kqa.training import Example, answer_targets, losses
+
+    # node 0 has relation 0 only: a reading of relation 1 loses its score on the read path
+    graph = SimpleNamespace(src=np.array([0, 2]), dst=np.array([1, 3]), rel=np.array([0, 1]), num_nodes=4,
+                            num_relations=2)
+    propagator = Propagator(graph)  # type: ignore[arg-type]
+    torch.manual_seed(0)
+    knowledge = KnowledgeTensors(torch.randn(4, 8), torch.randn(4, 8), torch.ones(4, 4) / 4)
+    batch = Batch(torch.randn(1, 4, 8), torch.ones(1, 4, dtype=torch.bool), torch.randn(1, 8),
+                  Sparse(torch.tensor([0]), torch.tensor([0]), torch.tensor([1.0])))
+    examples = [Example("q", [1], [(0, 1.0)])]
+    targets = answer_targets(examples, 4, torch.device("cpu"))
+    for paths in ("read", "both"):
+        model = build_model(ModelConfig(num_slots=4, text_dim=8, hidden=16, heads=2, train_paths=paths))
+        model.train()
+        out = model(batch, knowledge, propagator)
+        assert ("read_scores" in out.extras) == (paths == "both")
+        parts = losses(model, out, examples, targets, 1.0)
+        if paths == "both":
+            read = out.extras["read_scores"]
+            assert out.scores[0, 1] > read[0, 1]  # the answering path lost nothing on relation 1
+            one = lambda s: -(targets * s.clamp(1e-6, 1 - 1e-6).log()  # noqa: E731
+                              + (1 - targets) * (1 - s.clamp(1e-6, 1 - 1e-6)).log()).sum(1).mean()
+            assert torch.allclose(parts["answer"], (one(out.scores) + one(read)) / 2)
+            parts["total"].backward()
+            assert model.rel_offset.grad is not None and model.rel_offset.grad.abs().sum() > 0
+        model.eval()
+        with torch.no_grad():
+            assert "read_scores" not in model(batch, knowledge, propagator).extras
