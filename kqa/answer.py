@@ -558,7 +558,7 @@ def train_model(kg_name: str, questions: list[Question], out: Path, fusion: str 
                 log: Callable[[dict[str, Any]], None] | None = None,
                 extra_examples: list[Example] | None = None,
                 recognise: dict[str, Any] | bool = True,
-                recogniser_from: Path | None = None, train_paths: str | None = None) -> TrainReport:
+                recogniser_from: Path | None = None) -> TrainReport:
     """Train (or fine-tune, with ``init``) a model for a KG and save it to ``out``.
 
     With pictures in the training questions and an image encoder that can be fine-tuned, a
@@ -609,7 +609,6 @@ def train_model(kg_name: str, questions: list[Question], out: Path, fusion: str 
                                hidden=hidden, max_hops=max_hops, fusion=fusion,
                                recognise=recogniser is not None,
                                answer_types=typed, typed_relations=typed,
-                               train_paths=train_paths or "read",
                                recognise_size=recogniser.tower.size if recogniser else 0,
                                recognise_entities=len(recognised[1]) if recognised else 0)
     model = build_model(model_config, image, recogniser)

@@ -173,8 +173,7 @@ def train(kg_name: str, questions: list[str | Path] = (), out: str | Path | None
     from kqa.training import TrainConfig
 
     KG(kg_name)
-    model_keys = {"text_encoder", "image_encoder", "hidden", "max_hops", "recognise", "recogniser_from",
-                  "train_paths"}
+    model_keys = {"text_encoder", "image_encoder", "hidden", "max_hops", "recognise", "recogniser_from"}
     model_options = {k: options.pop(k) for k in list(options) if k in model_keys}
     generate_options = options.pop("generate", None) or {}
     config = TrainConfig(**options)

@@ -107,7 +107,7 @@ class GenerateConfig:
     inverse: bool = True
     text: bool = True  # also questions naming the entity
     max_questions: int = 30_000
-    typos: float = 0.0  # training split only: share of questions given one typo (:func:`add_typo`)
+    typos: float = 0.1  # training split only: share of questions given one typo (:func:`add_typo`)
 
 
 @dataclass

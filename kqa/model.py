@@ -44,9 +44,6 @@ class ModelConfig:
     token_dropout: float = 0.1  # training only: hide this share of the question's tokens
     answer_types: bool = False  # weigh hop counts by whether their answers have the asked-for type
     typed_relations: bool = False  # answering: weigh the last hop's relations by the type they lead to
-    # training: "read" scores the answer along the relations as read; "both" also along the
-    # relations the frontier has, as answering does (:meth:`kqa.retrieve.Propagator.run`)
-    train_paths: str = "read"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -264,20 +261,12 @@ class QAModel(nn.Module):
             if self.config.typed_relations and not self.training and knowledge.slot_types is not None:
                 relation_probs = _typed_relations(relation_probs, hop_probs, type_logits, knowledge.slot_types)
         # answering follows the relations the frontier has; training, the reader's own reading
-        # (and, with train_paths "both", the answering path too)
-        extras: dict[str, Any] = {}
-        if self.training and self.config.train_paths == "both":
-            read_hops, _read = propagator.run(start, relation_probs, applicable=False)
-            read_hop_probs = hop_probs if type_logits is None else \
-                _typed_hops(hop_probs, read_hops, type_logits, knowledge.node_type)
-            extras["read_scores"] = propagator.combine(read_hops, read_hop_probs, size)
-        hops, relation_probs = propagator.run(
-            start, relation_probs, applicable=not self.training or self.config.train_paths == "both")
+        hops, relation_probs = propagator.run(start, relation_probs, applicable=not self.training)
         if type_logits is not None:
             hop_probs = _typed_hops(hop_probs, hops, type_logits, knowledge.node_type)
         scores = propagator.combine(hops, hop_probs, size)
         return Output(scores, relation_probs, hop_probs, hops, mention_logits, shares, gate,
-                      image_logits, image_nodes, type_logits, extras)
+                      image_logits, image_nodes, type_logits)
 
     def _hop_relations(self, fused: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
                        reader: tuple[torch.Tensor, torch.Tensor]

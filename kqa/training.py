@@ -186,10 +186,8 @@ def answer_targets(examples: Sequence[Example], num_nodes: int, device: torch.de
 def losses(model: QAModel, out: Any, examples: Sequence[Example], targets: torch.Tensor,
            lam: float, node_type: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """L = L_answer + λ·(L_mention + L_align + L_type)."""
-    answer = _answer_loss(out.scores, targets)
-    if "read_scores" in out.extras:  # trained along both paths: the mean of their losses
-        answer = (answer + _answer_loss(out.extras["read_scores"], targets)) / 2
-    scores = out.scores
+    scores = out.scores.clamp(1e-6, 1 - 1e-6)
+    answer = -(targets * scores.log() + (1 - targets) * (1 - scores).log()).sum(1).mean()
     other = torch.zeros((), device=scores.device)
     parts = {"answer": answer}
     labelled = [i for i, e in enumerate(examples) if e.token_labels is not None and e.token_labels.sum() > 0]
@@ -222,12 +220,6 @@ def losses(model: QAModel, out: Any, examples: Sequence[Example], targets: torch
             other = other + answer_type
     parts["total"] = answer + lam * other
     return parts
-
-
-def _answer_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy of every node's score against whether it is an answer."""
-    scores = scores.clamp(1e-6, 1 - 1e-6)
-    return -(targets * scores.log() + (1 - targets) * (1 - scores).log()).sum(1).mean()
 
 
 def _answer_type_loss(type_logits: torch.Tensor, examples: Sequence[Example],
