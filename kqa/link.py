@@ -224,16 +224,32 @@ class Linker:
                    and not any(s < ce and e > cs for cs, ce in covered)]
         found: list[Candidate] = []
         for phrase in phrases[:12]:
-            key = alias_key(phrase)
-            if not key:
-                continue
-            for match, score, _i in process.extract(key, self.aliases.keys, scorer=fuzz.ratio,
-                                                    limit=3, score_cutoff=80):
-                for node in self.aliases.table[match][:3]:
-                    found.append(Candidate(node, self.graph.node_names[node], 0.9 * score / 100.0,
-                                           "fuzzy", phrase))
+            for part in _sub_phrases(phrase):  # the longest part that matches anything
+                matches = self._fuzzy(alias_key(part))
+                for match, score in matches:
+                    for node in self.aliases.table[match][:3]:
+                        found.append(Candidate(node, self.graph.node_names[node], 0.9 * score,
+                                               "fuzzy", part))
+                if matches:
+                    break
         found.extend(self._embedding_matches(phrases[:12]))
         return found
+
+    def _fuzzy(self, key: str, limit: int = 3, cutoff: float = 0.8) -> list[tuple[str, float]]:
+        """Alias keys like ``key``, similarity in [0, 1]: the better of the edit-ratio (a
+        letter dropped or added) and the optimal-string-alignment similarity, which counts two
+        letters swapped as one edit ("Blearus" is one slip from "Belarus", not two)."""
+        from rapidfuzz import fuzz, process
+        from rapidfuzz.distance import OSA
+
+        if len(key) < 3:
+            return []
+        best: dict[str, float] = {}
+        for scorer, scale, floor in ((fuzz.ratio, 100.0, cutoff * 100), (OSA.normalized_similarity, 1.0, cutoff)):
+            for match, score, _i in process.extract(key, self.aliases.keys, scorer=scorer, limit=limit,
+                                                    score_cutoff=floor):
+                best[match] = max(best.get(match, 0.0), score / scale)
+        return sorted(best.items(), key=lambda kv: -kv[1])[:limit]
 
     def _embedding_matches(self, phrases: list[str]) -> list[Candidate]:
         from kqa.index import open_index, read_manifest
@@ -315,6 +331,16 @@ def _content_spans(text: str) -> list[tuple[int, int]]:
     if run:
         spans.append((run[0][0], run[-1][1]))
     return spans
+
+
+def _sub_phrases(phrase: str, max_words: int = 4) -> list[str]:
+    """The phrase, then (for phrases of up to ``max_words`` words) its shorter runs of words,
+    longest first: a misspelt name next to a rare word ("bordering Brazl") is found
+    inside the run of rare and capitalised words it was taken from."""
+    words = phrase.split()
+    if len(words) > max_words:
+        return [phrase]
+    return [" ".join(words[i:i + n]) for n in range(len(words), 0, -1) for i in range(len(words) - n + 1)]
 
 
 def _dedupe(candidates: list[Candidate]) -> list[Candidate]:

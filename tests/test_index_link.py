@@ -257,3 +257,23 @@ def test_learned_span_scores_keep_a_title_whole() -> None:
     scores = TokenMentionScorer(words, probs).score(question, spans, None)  # type: ignore[arg-type]
     assert scores[1] > 0.9 and scores[1] >= scores[0]
     assert [s.text for s, _score in resolve_overlaps(spans, scores)] == ["Splendor in the Grass"]
+
+
+def test_fuzzy_matching_counts_a_swap_as_one_slip_and_looks_inside_runs_of_rare_words() -> None:
+    """"Blearus" is one slip from "Belarus" (the edit ratio alone scores it below the line),
+    and "bordering Brazl" (a rare word next to the misspelt name) still finds Brazil."""
+    from types import SimpleNamespace
+
+    from kqa.graph import ENTITY
+    from kqa.link import Linker, _sub_phrases
+
+    graph = SimpleNamespace(num_nodes=3, node_kind=[ENTITY] * 3, node_names=["Belarus", "Brazil", "Chad"],
+                            aliases=[[], [], []], degree=lambda: np.ones(3), name="no-such-kg")
+    linker = Linker(graph)  # type: ignore[arg-type]
+    assert linker._fuzzy("blearus")[0][0] == "belarus"
+    assert _sub_phrases("bordering Brazl") == ["bordering Brazl", "bordering", "Brazl"]
+    for question, name in (("list the countries bordering Brazl", "Brazil"),
+                           ("which countries border Blearus", "Belarus")):
+        best = linker.link(question).candidates[0]
+        assert (best.name, best.source) == (name, "fuzzy"), question
+    assert linker.link("which countries border Chda").candidates == []  # too short to guess
