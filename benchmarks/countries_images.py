@@ -13,7 +13,8 @@ held-out distortion mix with background photos training never saw. Prints Hits@1
 kind (which country, capital, region, subregion, neighbours, neighbours' capitals, ...) for
 image questions and for text-only questions (entity named in the text, linked, no brackets),
 the same text questions with one typo each, the confidence on pictures that show no country,
-and the fact-search baseline on the text questions. Targets: image questions ≥ 95 % overall; text-only ≥ 98 %.
+and the fact-search baseline on the text questions. Targets: image questions ≥ 95 % overall;
+text-only ≥ 98 %.
 """
 
 from __future__ import annotations

@@ -212,8 +212,6 @@ class Linker:
 
     def _near_misses(self, clean: str, hints: list[tuple[int, int]], spans: list[Span]) -> list[Candidate]:
         """Fuzzy string and embedding matches for phrases that are no exact alias."""
-        from rapidfuzz import fuzz, process
-
         # near misses are looked for only where no exact alias matched: a fuzzy "Book 1"
         # must not compete with the exact "Book 7" the question names
         exact = {span.key for span in spans}

@@ -313,4 +313,3 @@ def test_a_hop_follows_the_relations_its_frontier_has() -> None:
     # training follows the reading as it is: the loss must still teach the reader
     hops, followed = propagator.run(start, [probs], applicable=False)
     assert torch.equal(followed[0], probs) and hops[1].to_dict(0) == pytest.approx({1: 0.1, 2: 0.3})
-
