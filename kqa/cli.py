@@ -267,7 +267,10 @@ def train_cmd(
     lr: float = typer.Option(1e-3, help="Learning rate."),
     batch_size: int = typer.Option(64, help="Questions per batch."),
     val_fraction: float = typer.Option(0.1, help="Validation share carved from each file."),
-    seed: int = typer.Option(0, help="Random seed (runs are deterministic on CPU)."),
+    seed: int = typer.Option(0, help="Random seed (bit-identical runs need --deterministic)."),
+    deterministic: bool = typer.Option(False, "--deterministic",
+                                       help="Train on one CPU thread: the same seed gives a bit-identical "
+                                            "model (about 1.5× slower; threads sum in varying order)."),
     max_minutes: Optional[float] = typer.Option(None, help="Stop after this many minutes."),
     text_encoder: Optional[str] = typer.Option(None, help="Text encoder (default minilm)."),
     image_encoder: Optional[str] = typer.Option(None, help="Image encoder (default efficientnet-lite0)."),
@@ -300,7 +303,8 @@ def train_cmd(
     with progress_bar(not as_json) as report:
         result = api.train(kg, list(questions), out, fusion=fusion, init=init, generated=generated,
                            progress=report, log=log, epochs=epochs, lam=lam, lr=lr, batch_size=batch_size,
-                           val_fraction=val_fraction, seed=seed, max_minutes=max_minutes,
+                           val_fraction=val_fraction, seed=seed, deterministic=deterministic,
+                           max_minutes=max_minutes,
                            text_encoder=text_encoder, image_encoder=image_encoder,
                            recognise=_recognise_options(recognise, recognise_photos, recognise_epochs,
                                                         recognise_size),

@@ -61,6 +61,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     patience: int = 3
     seed: int = 0
+    deterministic: bool = False  # one CPU thread: bit-identical models for a seed, slower
     max_minutes: float | None = None
     eval_every: int = 1
 

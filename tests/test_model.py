@@ -313,3 +313,33 @@ def test_a_hop_follows_the_relations_its_frontier_has() -> None:
     # training follows the reading as it is: the loss must still teach the reader
     hops, followed = propagator.run(start, [probs], applicable=False)
     assert torch.equal(followed[0], probs) and hops[1].to_dict(0) == pytest.approx({1: 0.1, 2: 0.3})
+
+
+def test_deterministic_training_runs_on_one_thread_and_gives_the_threads_back(
+        home: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads sum in a varying order: the same seed gave different countries models from
+    the first epoch on, one thread bit-identical ones. ``--deterministic`` trains on one."""
+    import kqa.training
+
+    seen: list[int] = []
+
+    class Stop(Exception):
+        pass
+
+    def fit(self, train, val):  # type: ignore[no-untyped-def]
+        seen.append(torch.get_num_threads())
+        raise Stop  # enough: the threads must come back all the same
+
+    monkeypatch.setattr(kqa.training.Trainer, "fit", fit)
+    torch.set_num_threads(2)
+    for deterministic in (True, False):
+        with pytest.raises(Stop):
+            kqa.train("films", [home["test"]], out=tmp_path / "m", epochs=1, deterministic=deterministic)
+        assert torch.get_num_threads() == 2
+    assert seen == [1, 2]
+    try:  # the CLI flag reaches training
+        main(["train", "--kg", "films", "-q", str(home["test"]), "--out", str(tmp_path / "m"), "--epochs", "1",
+              "--deterministic"])
+    except (Stop, SystemExit):
+        pass
+    assert seen == [1, 2, 1] and torch.get_num_threads() == 2
