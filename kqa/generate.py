@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import string
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -34,7 +35,6 @@ GENERIC_NOUN = ["the {rel} of {x}"]
 GENERIC_INVERSE = ["what is {inv} {x}", "which {type} is {inv} {x}", "!name what is {inv} {x}"]
 AUXILIARIES = {"is", "are", "was", "were", "does", "do", "did", "has", "have", "can", "will"}
 TYPO_WORD = re.compile(r"\{[^}]*\}|[A-Za-z]{4,}")  # placeholders are matched to be skipped
-LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def add_typo(template: str, rng: np.random.Generator) -> str:
@@ -56,7 +56,7 @@ def add_typo(template: str, rng: np.random.Generator) -> str:
     elif kind == 2:
         word = word[:i] + word[i] + word[i:]
     else:
-        others = LETTERS.replace(word[i].lower(), "")
+        others = string.ascii_lowercase.replace(word[i].lower(), "")
         word = word[:i] + others[int(rng.integers(len(others)))] + word[i + 1:]
     if word == match.group():  # two equal letters swapped: drop one instead
         word = word[:i] + word[i + 1:]
