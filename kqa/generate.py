@@ -86,6 +86,65 @@ def noun_phrases(questions: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+# words that end a noun phrase's head and start what modifies it ("the capital OF {x}")
+POSTMODIFIERS = {"of", "that", "which", "who", "whose", "where", "in", "on", "at", "from", "by", "with",
+                 "for", "to", "next", "near", "along", "around", "across"}
+IRREGULAR_PLURALS = {"people", "children", "men", "women", "data", "media", "criteria", "feet", "teeth", "mice"}
+PLURAL_VERBS = {"is": "are", "was": "were", "does": "do", "has": "have"}
+
+
+def plural_phrase(phrase: str) -> bool:
+    """Does a noun phrase ("the countries next to {x}") name several things? Its head is the
+    last word before what modifies it: a preposition or relative word, or a participle after
+    a noun ("the countries bordering {x}", "the languages spoken in {x}"); a participle before
+    the head is an adjective ("the neighbouring countries of {x}")."""
+    words = [w.lower() for w in phrase.split()]
+    if words and words[0] in {"the", "a", "an", "its", "their"}:
+        words = words[1:]
+    head = ""
+    for word in words:
+        if "{x}" in word or word in POSTMODIFIERS or (head and _participle(word)):
+            break
+        head = word
+    return head in IRREGULAR_PLURALS or (len(head) > 3 and head.endswith("s")
+                                         and not head.endswith(("ss", "us", "is", "'s")))
+
+
+def _participle(word: str) -> bool:
+    return len(word) > 4 and word.endswith(("ing", "ed", "en"))
+
+
+def agree(template: str, plural: bool) -> str:
+    """A question template whose ``{x}`` will be filled by a plural noun phrase, with the verb
+    that has {x} as its subject made plural: "in what part of the world is {x}" → "... are
+    {x}", "name the subregion {x} lies in" → "... {x} lie in", "its" → "their". A composed
+    question ("is the countries next to X") would otherwise be ungrammatical in training and
+    in benchmarks alike, unlike what people type. ``{x}'s`` is left: its noun is the subject."""
+    if not plural:
+        return template
+    words = template.split()
+    at = next((i for i, w in enumerate(words) if "{x}" in w), None)
+    if at is None or words[at] != "{x}":  # "{x}'s", "{x}:" — the subject is something else
+        return template
+    if at > 0 and words[at - 1].lower() in PLURAL_VERBS:
+        words[at - 1] = PLURAL_VERBS[words[at - 1].lower()]
+    elif at + 1 < len(words) and (at == 0 or words[at - 1].lower() not in POSTMODIFIERS):
+        words[at + 1] = _plural_verb(words[at + 1])  # "{x} lies", not "in {x} today"
+    return " ".join("their" if w == "its" else w for w in words)
+
+
+def _plural_verb(word: str) -> str:
+    """The plural of a present-tense verb after its subject ("lies" → "lie", "applies" →
+    "apply"); other words unchanged."""
+    if word in PLURAL_VERBS:
+        return PLURAL_VERBS[word]
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "'s")):
+        return word[:-1]
+    return word
+
+
 def _inverted(words: list[str]) -> bool:
     """Does the entity follow an auxiliary ("... is {x} in", "does {x} use")? Then the
     question inverts subject and verb, and "the N that ..." would not be English."""
@@ -264,7 +323,8 @@ class Generator:
                 continue
             answers = self.answers(node, f"{first}>{second}")
             if answers:
-                template = self.ask_template(s2).replace("{x}", self.noun_template(s1))
+                noun = self.noun_template(s1)
+                template = agree(self.ask_template(s2), plural_phrase(noun)).replace("{x}", noun)
                 yield f"{first}>{second}", answers, template, ""
 
     def answers(self, node: int, kind: str) -> list[int]:

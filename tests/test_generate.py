@@ -210,3 +210,38 @@ def test_typos_go_to_a_share_of_training_questions_only(lands: Path) -> None:
     test = {"seed": 0, "split": "test", "image_share": 0.0, "negatives": 0.0}
     assert [e.text for e in generated_examples("lands", GenerateConfig(typos=0.0, **test))] == \
         [e.text for e in generated_examples("lands", GenerateConfig(typos=0.5, **test))]
+
+
+def test_a_plural_noun_phrase_makes_the_composed_question_agree() -> None:
+    """"in what part of the world is the countries next to X" is no question anybody types:
+    the verb whose subject is the composed noun phrase agrees with it, "its" becomes "their",
+    and a phrase whose head is singular, or {x} as an object, leaves the template alone."""
+    from kqa.generate import agree, plural_phrase
+
+    assert [plural_phrase(p) for p in ["the countries next to {x}", "the neighbours of {x}",
+                                       "the neighbouring countries of {x}", "the countries bordering {x}",
+                                       "the languages spoken in {x}", "the capital cities of {x}",
+                                       "the capital of {x}", "the part of its continent where {x} lies",
+                                       "the money used in {x}", "the status of {x}", "the people of {x}"]] == [
+        True, True, True, True, True, True, False, False, False, False, True]
+    assert agree("in what part of the world is {x}", True) == "in what part of the world are {x}"
+    assert agree("what continent does {x} lie on", True) == "what continent do {x} lie on"
+    assert agree("name the subregion {x} lies in", True) == "name the subregion {x} lie in"
+    assert agree("{x} has which city as its capital", True) == "{x} have which city as their capital"
+    assert agree("what is {x}'s subregion", True) == "what is {x}'s subregion"
+    assert agree("which languages are spoken in {x} nowadays", True) == \
+        "which languages are spoken in {x} nowadays"
+    assert agree("in what part of the world is {x}", False) == "in what part of the world is {x}"
+
+
+def test_composed_two_hop_questions_agree_in_number(lands: Path) -> None:
+    manifest = json.loads((lands / "manifest.json").read_text(encoding="utf-8"))
+    manifest["name"] = "lands2"
+    manifest["questions"]["relations"]["capital"]["ask"] = ["which city does {x} have as its capital"]
+    (lands / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    kqa.load_kg(lands, "lands2")
+    texts = [e.text for e in generated_examples("lands2", GenerateConfig(seed=0, views=1, typos=0.0))
+             if e.group == "text:borders>capital"]
+    assert texts and all(t.startswith(("which city do the neighbours of Land ",
+                                       "which city do the countries that border Land ")) and
+                         t.endswith(" have as their capital") for t in texts), texts
