@@ -10,6 +10,7 @@ present, never required. Image: nearest entity images in the image index.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -121,6 +122,22 @@ class AliasTable:
         self.table = table
         self.max_tokens = min(longest, MAX_NGRAM)
         self.keys = list(table)
+        self._containing: dict[str, list[str]] | None = None
+
+    def longer_keys(self, key: str) -> list[str]:
+        """Alias keys that hold ``key`` as a run of whole words and are longer ("samoa" →
+        "american samoa"); found through the key's least common word."""
+        if self._containing is None:
+            index: dict[str, list[str]] = {}
+            for alias in self.keys:
+                for word in set(alias.split()):
+                    index.setdefault(word, []).append(alias)
+            self._containing = index
+        words = key.split()
+        pools = [self._containing.get(w, []) for w in words]
+        pool = min(pools, key=len) if pools else []
+        padded = f" {key} "
+        return [alias for alias in pool if alias != key and padded in f" {alias} "]
 
     def spans(self, question: str, hints: list[tuple[int, int]]) -> list[Span]:
         """Every n-gram of the question that is an alias; an n-gram ending in a possessive
@@ -193,8 +210,12 @@ class Linker:
         result = LinkResult(clean)
         if spans:
             scores = (scorer or self.heuristic).score(clean, spans, self.graph)
+            words = tokens(clean)
             for span, score in resolve_overlaps(spans, scores):
-                result.candidates.extend(self._span_candidates(span, score))
+                longer = self._misspelt_longer(clean, words, span, score) if fallback else []
+                result.candidates.extend(longer)
+                weight = 0.8 if longer else 1.0
+                result.candidates.extend(self._span_candidates(span, score * weight))
         best = max((c.score for c in result.candidates), default=0.0)
         if fallback and (best < 0.5 or (hints and not any(s.bracketed for s in spans))):
             result.candidates.extend(self._near_misses(clean, hints, spans))
@@ -210,6 +231,38 @@ class Linker:
         return [Candidate(n, self.graph.node_names[n], score * (0.98 ** rank), source, span.text,
                           (span.start, span.end)) for rank, n in enumerate(nodes)]
 
+    def _misspelt_longer(self, clean: str, words: list[tuple[int, int, str]], span: Span, score: float,
+                         reach: int = 4, cutoff: float = 0.85) -> list[Candidate]:
+        """A longer name, misspelt, around a name matched exactly: "Amerrican Samoa" holds
+        "Samoa", "Dmocratic Republic of the Congo" "Republic of the Congo", "Chrismtas Island"
+        Iceland's alias "Island". Only names that contain the matched one are tried, and only
+        when a word next to it is unknown to English (a slip, not a word of the question), so a
+        correctly spelt name beside ordinary words ("the alien") stays what it is. The longer
+        name's candidates come first; the short name's stay as alternatives."""
+        first = next(i for i, w in enumerate(words) if w[0] >= span.start)
+        last = max(i for i, w in enumerate(words) if w[1] <= span.end)
+        near = [*range(max(0, first - reach), first), *range(last + 1, min(len(words), last + reach + 1))]
+        unknown = [i for i in near if _zipf(words[i][2]) < 1.0]
+        longer = self.aliases.longer_keys(span.key) if unknown else []
+        if not longer:
+            return []
+        best: tuple[float, str, int, int] | None = None
+        for left in range(max(0, first - reach), first + 1):
+            for right in range(last, min(len(words), last + reach + 1)):
+                if not any(left <= i <= right for i in unknown):
+                    continue
+                phrase = " ".join(w[2] for w in words[left:right + 1])
+                for match, similarity in self._fuzzy(phrase, cutoff=cutoff, choices=longer):
+                    if best is None or similarity > best[0]:
+                        best = (similarity, match, words[left][0], words[right][1])
+        if best is None:
+            return []
+        similarity, match, start, end = best
+        value = max(score, 0.9 * similarity)
+        return [Candidate(node, self.graph.node_names[node], value * (0.98 ** rank), "fuzzy",
+                          clean[start:end], (start, end))
+                for rank, node in enumerate(self.aliases.table[match][:3])]
+
     def _near_misses(self, clean: str, hints: list[tuple[int, int]], spans: list[Span]) -> list[Candidate]:
         """Fuzzy string and embedding matches for phrases that are no exact alias."""
         # near misses are looked for only where no exact alias matched: a fuzzy "Book 1"
@@ -217,23 +270,29 @@ class Linker:
         exact = {span.key for span in spans}
         covered = [(span.start, span.end) for span in spans]
         regions = [(s, e) for s, e in hints] or _content_spans(clean)
-        phrases = [clean[s:e] for s, e in regions
-                   if alias_key(clean[s:e]) not in exact
-                   and not any(s < ce and e > cs for cs, ce in covered)]
+        if not hints:  # "Bosnia and Hekzegovina": one name over "and", tried before its parts
+            regions = _joined(clean, regions) + regions
+        regions = [(s, e) for s, e in regions
+                   if alias_key(clean[s:e]) not in exact and not any(s < ce and e > cs for cs, ce in covered)]
         found: list[Candidate] = []
-        for phrase in phrases[:12]:
-            for part in _sub_phrases(phrase):  # the longest part that matches anything
+        named: list[tuple[int, int]] = []  # regions a match explains: their parts are not tried
+        for s, e in regions[:12]:
+            if any(ns <= s and e <= ne for ns, ne in named):
+                continue
+            for part in _sub_phrases(clean[s:e]):  # the longest part that matches anything
                 matches = self._fuzzy(alias_key(part))
                 for match, score in matches:
                     for node in self.aliases.table[match][:3]:
                         found.append(Candidate(node, self.graph.node_names[node], 0.9 * score,
                                                "fuzzy", part))
                 if matches:
+                    named.append((s, e))
                     break
-        found.extend(self._embedding_matches(phrases[:12]))
+        found.extend(self._embedding_matches([clean[s:e] for s, e in regions[:12]]))
         return found
 
-    def _fuzzy(self, key: str, limit: int = 3, cutoff: float = 0.8) -> list[tuple[str, float]]:
+    def _fuzzy(self, key: str, limit: int = 3, cutoff: float = 0.8,
+               choices: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """Alias keys like ``key``, similarity in [0, 1]: the better of the edit-ratio (a
         letter dropped or added) and the optimal-string-alignment similarity, which counts two
         letters swapped as one edit ("Blearus" is one slip from "Belarus", not two)."""
@@ -244,7 +303,8 @@ class Linker:
             return []
         best: dict[str, float] = {}
         for scorer, scale, floor in ((fuzz.ratio, 100.0, cutoff * 100), (OSA.normalized_similarity, 1.0, cutoff)):
-            for match, score, _i in process.extract(key, self.aliases.keys, scorer=scorer, limit=limit,
+            for match, score, _i in process.extract(key, self.aliases.keys if choices is None else choices,
+                                                    scorer=scorer, limit=limit,
                                                     score_cutoff=floor):
                 best[match] = max(best.get(match, 0.0), score / scale)
         return sorted(best.items(), key=lambda kv: -kv[1])[:limit]
@@ -308,6 +368,15 @@ def image_candidates(graph: KGraph, index: Any, query: np.ndarray, top_k: int,
     return [Candidate(nodes[i], graph.node_names[nodes[i]], float(probs[i]), "image") for i in order]
 
 
+@functools.lru_cache(maxsize=200_000)
+def _zipf(word: str) -> float:
+    """How common an English word is (``wordfreq``'s Zipf scale, 0 for unknown words);
+    cached: a question's words are looked up for every span beside them."""
+    from wordfreq import zipf_frequency
+
+    return float(zipf_frequency(word, "en"))
+
+
 def _encoder_ref(identity: dict[str, Any]) -> str:
     return str(identity["name"])
 
@@ -329,6 +398,25 @@ def _content_spans(text: str) -> list[tuple[int, int]]:
     if run:
         spans.append((run[0][0], run[-1][1]))
     return spans
+
+
+CONNECTORS = {"and", "of", "the", "et", "de", "la", "du", "des", "del", "da", "do", "y", "und", "&"}
+
+
+def _joined(text: str, spans: list[tuple[int, int]], gap: int = 2) -> list[tuple[int, int]]:
+    """Runs of content spans joined over at most ``gap`` connecting words ("Bosnia and
+    Herzegovina", "Republic of Macedonia"): many names hold "and" or "of", which split
+    :func:`_content_spans`'s runs. Only the joined runs, longest first."""
+    joined: list[tuple[int, int]] = []
+    start = 0
+    for i in range(1, len(spans) + 1):
+        between = text[spans[i - 1][1]:spans[i][0]].split() if i < len(spans) else None
+        if between is not None and 0 < len(between) <= gap and all(w.lower() in CONNECTORS for w in between):
+            continue
+        if i - start > 1:
+            joined.append((spans[start][0], spans[i - 1][1]))
+        start = i
+    return sorted(joined, key=lambda r: r[0] - r[1])
 
 
 def _sub_phrases(phrase: str, max_words: int = 4) -> list[str]:

@@ -277,3 +277,30 @@ def test_fuzzy_matching_counts_a_swap_as_one_slip_and_looks_inside_runs_of_rare_
         best = linker.link(question).candidates[0]
         assert (best.name, best.source) == (name, "fuzzy"), question
     assert linker.link("which countries border Chda").candidates == []  # too short to guess
+
+
+def test_a_misspelt_long_name_wins_over_the_short_name_it_holds() -> None:
+    """"Amerrican Samoa" holds the exact name "Samoa", "Chrismtas Island" Iceland's alias
+    "Island", and "Bosnia and Hekzegovina" is split by "and" into two runs of words: each is
+    the longer name, misspelt. A correctly spelt short name next to ordinary words stays."""
+    from types import SimpleNamespace
+
+    from kqa.graph import ENTITY
+    from kqa.link import Linker
+
+    names = ["Samoa", "American Samoa", "Iceland", "Christmas Island", "Bosnia and Herzegovina",
+             "Bosnian", "Guinea", "Guinea-Bissau", "Equatorial Guinea"]
+    aliases = [[], [], ["Island"], [], [], [], [], [], []]
+    graph = SimpleNamespace(num_nodes=len(names), node_kind=[ENTITY] * len(names), node_names=names,
+                            aliases=aliases, degree=lambda: np.ones(len(names)), name="no-such-kg")
+    linker = Linker(graph)  # type: ignore[arg-type]
+    for question, name in (("which countries border Amerrican Samoa", "American Samoa"),
+                           ("what is the capital of Chrismtas Island", "Christmas Island"),
+                           ("what is the capital of Bosnia and Hekzegovina", "Bosnia and Herzegovina"),
+                           ("what languages are spoken in Guinea-Bisau", "Guinea-Bissau"),
+                           ("what is the capital of Samoa", "Samoa"),
+                           ("which countries border Guinea", "Guinea"),
+                           ("what is the capital city of Guinea", "Guinea")):
+        assert linker.link(question).candidates[0].name == name, question
+    short = [c for c in linker.link("which countries border Amerrican Samoa").candidates if c.name == "Samoa"]
+    assert short, "the short name stays an alternative"
