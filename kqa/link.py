@@ -295,19 +295,24 @@ class Linker:
                choices: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """Alias keys like ``key``, similarity in [0, 1]: the better of the edit-ratio (a
         letter dropped or added) and the optimal-string-alignment similarity, which counts two
-        letters swapped as one edit ("Blearus" is one slip from "Belarus", not two)."""
+        letters swapped as one edit ("Blearus" is one slip from "Belarus", not two). Where two
+        keys are as near by the better measure, the other one decides, a thousandth of a point
+        at most: "Beliez" is one swap from "Belize" but two edits from Belgium's "Belgie"."""
         from rapidfuzz import fuzz, process
         from rapidfuzz.distance import OSA
 
         if len(key) < 3:
             return []
-        best: dict[str, float] = {}
-        for scorer, scale, floor in ((fuzz.ratio, 100.0, cutoff * 100), (OSA.normalized_similarity, 1.0, cutoff)):
-            for match, score, _i in process.extract(key, self.aliases.keys if choices is None else choices,
-                                                    scorer=scorer, limit=limit,
-                                                    score_cutoff=floor):
-                best[match] = max(best.get(match, 0.0), score / scale)
-        return sorted(best.items(), key=lambda kv: -kv[1])[:limit]
+        found: set[str] = set()
+        for scorer, floor in ((fuzz.ratio, cutoff * 100), (OSA.normalized_similarity, cutoff)):
+            found.update(match for match, _score, _i in process.extract(
+                key, self.aliases.keys if choices is None else choices, scorer=scorer, limit=limit,
+                score_cutoff=floor))
+        scored = []
+        for match in found:
+            both = (fuzz.ratio(key, match) / 100.0, OSA.normalized_similarity(key, match))
+            scored.append((match, max(both) - 0.001 * (1.0 - min(both))))
+        return sorted(scored, key=lambda kv: (-kv[1], kv[0]))[:limit]
 
     def _embedding_matches(self, phrases: list[str]) -> list[Candidate]:
         from kqa.index import open_index, read_manifest

@@ -279,6 +279,20 @@ def test_fuzzy_matching_counts_a_swap_as_one_slip_and_looks_inside_runs_of_rare_
     assert linker.link("which countries border Chda").candidates == []  # too short to guess
 
 
+def test_a_tie_between_look_alike_names_goes_to_the_one_a_swap_explains() -> None:
+    """"Beliez" is as near Belize as Belgium's alias "Belgie" by the edit ratio (0.83 each),
+    but one swap from Belize and two edits from "Belgie": Belize first."""
+    from types import SimpleNamespace
+
+    from kqa.graph import ENTITY
+    from kqa.link import Linker
+
+    graph = SimpleNamespace(num_nodes=2, node_kind=[ENTITY] * 2, node_names=["Belgium", "Belize"],
+                            aliases=[["Belgie"], []], degree=lambda: np.ones(2), name="no-such-kg")
+    linker = Linker(graph)  # type: ignore[arg-type]
+    assert [c.name for c in linker.link("which currency is used in Beliez").candidates][:2] == ["Belize", "Belgium"]
+
+
 def test_a_misspelt_long_name_wins_over_the_short_name_it_holds() -> None:
     """"Amerrican Samoa" holds the exact name "Samoa", "Chrismtas Island" Iceland's alias
     "Island", and "Bosnia and Hekzegovina" is split by "and" into two runs of words: each is
