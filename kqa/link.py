@@ -149,6 +149,8 @@ class AliasTable:
             for n in range(1, min(self.max_tokens, len(words) - i) + 1):
                 key = " ".join(w[2] for w in words[i:i + n])
                 start, end = words[i][0], words[i + n - 1][1]
+                if question.count("(", start, end) > question.count(")", start, end) and question[end:end + 1] == ")":
+                    end += 1  # "Holy See (Vatican City State)": the name's own closing bracket
                 readings = [(key, end)]
                 if key.endswith("'s") and len(words[i + n - 1][2]) > 2:
                     readings.append((key[:-2], end - 2))

@@ -318,3 +318,18 @@ def test_a_misspelt_long_name_wins_over_the_short_name_it_holds() -> None:
         assert linker.link(question).candidates[0].name == name, question
     short = [c for c in linker.link("which countries border Amerrican Samoa").candidates if c.name == "Samoa"]
     assert short, "the short name stays an alternative"
+
+
+def test_a_name_ending_in_a_bracket_links_whole() -> None:
+    """"Holy See (Vatican City State)": the words end before ")", so the span did not equal the
+    name and lost to its alias "Vatican City State", which a city is named exactly."""
+    from types import SimpleNamespace
+
+    from kqa.graph import ENTITY
+    from kqa.link import Linker
+
+    names = ["Holy See (Vatican City State)", "Vatican City State"]
+    graph = SimpleNamespace(num_nodes=2, node_kind=[ENTITY] * 2, node_names=names,
+                            aliases=[["Vatican City State"], []], degree=lambda: np.ones(2), name="no-such-kg")
+    best = Linker(graph).link("what is the capital of Holy See (Vatican City State)").candidates[0]  # type: ignore[arg-type]
+    assert (best.name, best.mention) == (names[0], names[0])
