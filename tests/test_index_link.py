@@ -259,17 +259,25 @@ def test_learned_span_scores_keep_a_title_whole() -> None:
     assert [s.text for s, _score in resolve_overlaps(spans, scores)] == ["Splendor in the Grass"]
 
 
-def test_fuzzy_matching_counts_a_swap_as_one_slip_and_looks_inside_runs_of_rare_words() -> None:
-    """"Blearus" is one slip from "Belarus" (the edit ratio alone scores it below the line),
-    and "bordering Brazl" (a rare word next to the misspelt name) still finds Brazil."""
+def _name_linker(names: list[str], aliases: list[list[str]] | None = None):  # type: ignore[no-untyped-def]
+    """A linker over a KG of bare names (and aliases), no store: linking rules in isolation."""
     from types import SimpleNamespace
 
     from kqa.graph import ENTITY
-    from kqa.link import Linker, _sub_phrases
+    from kqa.link import Linker
 
-    graph = SimpleNamespace(num_nodes=3, node_kind=[ENTITY] * 3, node_names=["Belarus", "Brazil", "Chad"],
-                            aliases=[[], [], []], degree=lambda: np.ones(3), name="no-such-kg")
-    linker = Linker(graph)  # type: ignore[arg-type]
+    graph = SimpleNamespace(num_nodes=len(names), node_kind=[ENTITY] * len(names), node_names=names,
+                            aliases=aliases or [[] for _ in names], degree=lambda: np.ones(len(names)),
+                            name="no-such-kg")
+    return Linker(graph)  # type: ignore[arg-type]
+
+
+def test_fuzzy_matching_counts_a_swap_as_one_slip_and_looks_inside_runs_of_rare_words() -> None:
+    """"Blearus" is one slip from "Belarus" (the edit ratio alone scores it below the line),
+    and "bordering Brazl" (a rare word next to the misspelt name) still finds Brazil."""
+    from kqa.link import _sub_phrases
+
+    linker = _name_linker(["Belarus", "Brazil", "Chad"])
     assert linker._fuzzy("blearus")[0][0] == "belarus"
     assert _sub_phrases("bordering Brazl") == ["bordering Brazl", "bordering", "Brazl"]
     for question, name in (("list the countries bordering Brazl", "Brazil"),
@@ -282,14 +290,7 @@ def test_fuzzy_matching_counts_a_swap_as_one_slip_and_looks_inside_runs_of_rare_
 def test_a_tie_between_look_alike_names_goes_to_the_one_a_swap_explains() -> None:
     """"Beliez" is as near Belize as Belgium's alias "Belgie" by the edit ratio (0.83 each),
     but one swap from Belize and two edits from "Belgie": Belize first."""
-    from types import SimpleNamespace
-
-    from kqa.graph import ENTITY
-    from kqa.link import Linker
-
-    graph = SimpleNamespace(num_nodes=2, node_kind=[ENTITY] * 2, node_names=["Belgium", "Belize"],
-                            aliases=[["Belgie"], []], degree=lambda: np.ones(2), name="no-such-kg")
-    linker = Linker(graph)  # type: ignore[arg-type]
+    linker = _name_linker(["Belgium", "Belize"], [["Belgie"], []])
     assert [c.name for c in linker.link("which currency is used in Beliez").candidates][:2] == ["Belize", "Belgium"]
 
 
@@ -297,17 +298,9 @@ def test_a_misspelt_long_name_wins_over_the_short_name_it_holds() -> None:
     """"Amerrican Samoa" holds the exact name "Samoa", "Chrismtas Island" Iceland's alias
     "Island", and "Bosnia and Hekzegovina" is split by "and" into two runs of words: each is
     the longer name, misspelt. A correctly spelt short name next to ordinary words stays."""
-    from types import SimpleNamespace
-
-    from kqa.graph import ENTITY
-    from kqa.link import Linker
-
     names = ["Samoa", "American Samoa", "Iceland", "Christmas Island", "Bosnia and Herzegovina",
              "Bosnian", "Guinea", "Guinea-Bissau", "Equatorial Guinea"]
-    aliases = [[], [], ["Island"], [], [], [], [], [], []]
-    graph = SimpleNamespace(num_nodes=len(names), node_kind=[ENTITY] * len(names), node_names=names,
-                            aliases=aliases, degree=lambda: np.ones(len(names)), name="no-such-kg")
-    linker = Linker(graph)  # type: ignore[arg-type]
+    linker = _name_linker(names, [[], [], ["Island"], [], [], [], [], [], []])
     for question, name in (("which countries border Amerrican Samoa", "American Samoa"),
                            ("what is the capital of Chrismtas Island", "Christmas Island"),
                            ("what is the capital of Bosnia and Hekzegovina", "Bosnia and Herzegovina"),
@@ -323,13 +316,7 @@ def test_a_misspelt_long_name_wins_over_the_short_name_it_holds() -> None:
 def test_a_name_ending_in_a_bracket_links_whole() -> None:
     """"Holy See (Vatican City State)": the words end before ")", so the span did not equal the
     name and lost to its alias "Vatican City State", which a city is named exactly."""
-    from types import SimpleNamespace
-
-    from kqa.graph import ENTITY
-    from kqa.link import Linker
-
     names = ["Holy See (Vatican City State)", "Vatican City State"]
-    graph = SimpleNamespace(num_nodes=2, node_kind=[ENTITY] * 2, node_names=names,
-                            aliases=[["Vatican City State"], []], degree=lambda: np.ones(2), name="no-such-kg")
-    best = Linker(graph).link("what is the capital of Holy See (Vatican City State)").candidates[0]  # type: ignore[arg-type]
+    best = _name_linker(names, [["Vatican City State"], []]).link(
+        "what is the capital of Holy See (Vatican City State)").candidates[0]
     assert (best.name, best.mention) == (names[0], names[0])
