@@ -27,7 +27,7 @@ from kqa.encode import Encoder, TextEncoder, get_encoder
 from kqa.errors import KqaError, ModelMismatchError, NotFoundError
 from kqa.graph import KGraph, load_graph
 from kqa.index import open_index, relation_texts
-from kqa.link import Candidate, Linker, Span, get_linker, strip_brackets
+from kqa.link import Candidate, Linker, Span, get_linker, join_compounds, strip_brackets
 from kqa.model import Batch, KnowledgeTensors, ModelConfig, QAModel, type_weight
 from kqa.questions import Question, read_questions
 from kqa.retrieve import Propagator, Sparse
@@ -329,7 +329,7 @@ class Answerer:
 
     @torch.inference_mode()
     def mention_probs(self, question: str) -> tuple[list[tuple[int, int]], list[float]]:
-        clean, _ = strip_brackets(question)
+        clean, _ = strip_brackets(question)  # the text the linker's spans are on
         states = self.text.encode_tokens([clean])  # type: ignore[attr-defined]
         batch = Batch(states.states.to(self.device), states.mask.bool().to(self.device),
                       states.pooled.to(self.device), Sparse.empty(self.device))
@@ -361,6 +361,7 @@ class Answerer:
     @torch.inference_mode()
     def ask(self, question: str, image: Any = None, top_k: int = 5) -> AnswerResult:
         started = time.perf_counter()
+        question = join_compounds(question, self.graph.schema_words)  # "sub-region" → "subregion"
         clean, _hints = strip_brackets(question)
         if not clean.strip():
             raise KqaError("the question is empty")

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from kqa.graph import ENTITY, KGraph, load_graph
-from kqa.link import AliasTable, alias_key
+from kqa.link import AliasTable, alias_key, join_compounds
 from kqa.recognise import lookalikes
 from kqa.store import Store
 from kqa.training import Example
@@ -224,7 +224,9 @@ class Generator:
         return options[int(self.rng.integers(len(options)))]
 
     def _typed(self, template: str) -> str:
-        """The template, given a typo for a share of training questions."""
+        """The template as questions are read (:func:`kqa.link.join_compounds`: "sub-region"
+        → "subregion", as ``kqa ask`` reads it), given a typo for a share of training questions."""
+        template = join_compounds(template, self.graph.schema_words)
         if self.cfg.split != "train" or not self.cfg.typos or self.typo_rng.random() >= self.cfg.typos:
             return template
         return add_typo(template, self.typo_rng)

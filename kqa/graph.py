@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -96,6 +97,14 @@ class KGraph:
 
     def label(self, node: int) -> str:
         return self.node_names[node]
+
+    @cached_property
+    def schema_words(self) -> frozenset[str]:
+        """The words (five letters or more, folded) of the relations' names both ways and of
+        the node types: the vocabulary questions about this KG ask with ("subregion")."""
+        texts = [*self.relation_names, *(n for n in self.relation_inverse_names if n),
+                 *(t for t in self.node_types if t)]
+        return frozenset(w for text in texts for w in re.findall(r"[^\W\d_]{5,}", text.casefold()))
 
     def relation_label(self, rel: int, inverse: bool = False) -> str:
         if inverse:

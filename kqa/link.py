@@ -56,6 +56,20 @@ def strip_brackets(question: str) -> tuple[str, list[tuple[int, int]]]:
     return "".join(out), spans
 
 
+HYPHENATED = re.compile(r"\b([^\W\d_]+)-([^\W\d_]+)\b")
+
+
+def join_compounds(text: str, words: frozenset[str]) -> str:
+    """``text`` with hyphenated words joined where the joined word is one of the KG's schema
+    words (:attr:`KGraph.schema_words`): "what sub-region is X in" asks what "subregion" does,
+    but the encoder reads "sub", "-", "region" and the model hears "region". Names are left
+    alone ("Guinea-Bissau" is no schema word), and so is a text without hyphens."""
+    if "-" not in text:
+        return text
+    return HYPHENATED.sub(lambda m: m.group(1) + m.group(2) if (m.group(1) + m.group(2)).casefold() in words
+                          else m.group(0), text)
+
+
 @dataclass
 class Span:
     """A candidate mention: character span in the cleaned question and the nodes it names."""

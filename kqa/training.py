@@ -25,7 +25,7 @@ from torch import nn
 from kqa.encode import TextEncoder
 from kqa.errors import KqaError
 from kqa.graph import KGraph
-from kqa.link import Linker, MentionScorer, alias_key, strip_brackets
+from kqa.link import Linker, MentionScorer, alias_key, join_compounds, strip_brackets
 from kqa.model import Batch, KnowledgeTensors, QAModel
 from kqa.questions import Question
 from kqa.retrieve import Propagator, Sparse
@@ -82,7 +82,7 @@ def make_examples(questions: Sequence[Question], graph: KGraph, linker: Linker,
     stats = {"questions": len(questions), "unknown_answers": 0, "no_answer": 0, "no_topic": 0}
     examples = []
     for q in questions:
-        clean, spans = strip_brackets(q.text)
+        clean, spans = strip_brackets(join_compounds(q.text, graph.schema_words))
         topic: list[tuple[int, float]] = []
         if gold_topics and spans:
             names = [clean[s:e] for s, e in spans]

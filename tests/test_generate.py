@@ -245,3 +245,19 @@ def test_composed_two_hop_questions_agree_in_number(lands: Path) -> None:
     assert texts and all(t.startswith(("which city do the neighbours of Land ",
                                        "which city do the countries that border Land ")) and
                          t.endswith(" have as their capital") for t in texts), texts
+
+
+def test_generated_questions_read_hyphenated_schema_words_as_ask_does(lands: Path) -> None:
+    """A pack's template "what is the capi-tal of {x}" becomes what `kqa ask` reads: the
+    KG's own relation word, joined ("capital" is a relation name of the lands KG)."""
+    from kqa.graph import load_graph
+
+    assert {"capital", "borders", "country"} <= load_graph("lands").schema_words
+    manifest = json.loads((lands / "manifest.json").read_text(encoding="utf-8"))
+    manifest["name"] = "lands3"
+    manifest["questions"]["relations"]["capital"]["ask"] = ["what is the capi-tal of {x}"]
+    (lands / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    kqa.load_kg(lands, "lands3")
+    texts = [e.text for e in generated_examples("lands3", GenerateConfig(seed=0, views=1, typos=0.0))
+             if e.group == "text:capital"]
+    assert texts and all(t.startswith("what is the capital of Land ") for t in texts), texts

@@ -320,3 +320,12 @@ def test_a_name_ending_in_a_bracket_links_whole() -> None:
     best = _name_linker(names, [["Vatican City State"], []]).link(
         "what is the capital of Holy See (Vatican City State)").candidates[0]
     assert (best.name, best.mention) == (names[0], names[0])
+
+
+def test_hyphenated_schema_words_are_joined_and_names_are_not() -> None:
+    from kqa.link import join_compounds
+
+    words = frozenset({"subregion", "capital"})
+    assert join_compounds("what sub-region is Guinea-Bissau in", words) == "what subregion is Guinea-Bissau in"
+    assert join_compounds("the Sub-Region of X", words) == "the SubRegion of X"
+    assert join_compounds("a well-known sub-regional capital", words) == "a well-known sub-regional capital"
