@@ -256,7 +256,7 @@ class Linker:
         correctly spelt name beside ordinary words ("the alien") stays what it is. The longer
         name's candidates come first; the short name's stay as alternatives."""
         first = next(i for i, w in enumerate(words) if w[0] >= span.start)
-        last = max(i for i, w in enumerate(words) if w[1] <= span.end)
+        last = max(i for i, w in enumerate(words) if w[0] < span.end)  # "Samoa's": one word
         near = [*range(max(0, first - reach), first), *range(last + 1, min(len(words), last + reach + 1))]
         unknown = [i for i in near if _zipf(words[i][2]) < 1.0]
         longer = self.aliases.longer_keys(span.key) if unknown else []
@@ -270,7 +270,7 @@ class Linker:
                 phrase = " ".join(w[2] for w in words[left:right + 1])
                 for match, similarity in self._fuzzy(phrase, cutoff=cutoff, choices=longer):
                     if best is None or similarity > best[0]:
-                        best = (similarity, match, words[left][0], words[right][1])
+                        best = (similarity, match, words[left][0], span.end if right == last else words[right][1])
         if best is None:
             return []
         similarity, match, start, end = best

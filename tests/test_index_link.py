@@ -306,6 +306,8 @@ def test_a_misspelt_long_name_wins_over_the_short_name_it_holds() -> None:
                            ("what is the capital of Bosnia and Hekzegovina", "Bosnia and Herzegovina"),
                            ("what languages are spoken in Guinea-Bisau", "Guinea-Bissau"),
                            ("what is the capital of Samoa", "Samoa"),
+                           ("Samoa's capital", "Samoa"),
+                           ("what is Amerrican Samoa's capital", "American Samoa"),
                            ("which countries border Guinea", "Guinea"),
                            ("what is the capital city of Guinea", "Guinea")):
         assert linker.link(question).candidates[0].name == name, question
