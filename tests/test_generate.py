@@ -234,14 +234,19 @@ def test_a_plural_noun_phrase_makes_the_composed_question_agree() -> None:
     assert agree("in what part of the world is {x}", False) == "in what part of the world is {x}"
 
 
-def test_composed_two_hop_questions_agree_in_number(lands: Path) -> None:
+def _capital_questions(lands: Path, name: str, template: str, kind: str) -> list[str]:
+    """The generated questions of one kind after the lands pack, loaded again as ``name``,
+    asks for capitals with ``template`` alone."""
     manifest = json.loads((lands / "manifest.json").read_text(encoding="utf-8"))
-    manifest["name"] = "lands2"
-    manifest["questions"]["relations"]["capital"]["ask"] = ["which city does {x} have as its capital"]
+    manifest["name"] = name
+    manifest["questions"]["relations"]["capital"]["ask"] = [template]
     (lands / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    kqa.load_kg(lands, "lands2")
-    texts = [e.text for e in generated_examples("lands2", GenerateConfig(seed=0, views=1, typos=0.0))
-             if e.group == "text:borders>capital"]
+    kqa.load_kg(lands, name)
+    return [e.text for e in generated_examples(name, GenerateConfig(seed=0, views=1, typos=0.0)) if e.group == kind]
+
+
+def test_composed_two_hop_questions_agree_in_number(lands: Path) -> None:
+    texts = _capital_questions(lands, "lands2", "which city does {x} have as its capital", "text:borders>capital")
     assert texts and all(t.startswith(("which city do the neighbours of Land ",
                                        "which city do the countries that border Land ")) and
                          t.endswith(" have as their capital") for t in texts), texts
@@ -253,11 +258,5 @@ def test_generated_questions_read_hyphenated_schema_words_as_ask_does(lands: Pat
     from kqa.graph import load_graph
 
     assert {"capital", "borders", "country"} <= load_graph("lands").schema_words
-    manifest = json.loads((lands / "manifest.json").read_text(encoding="utf-8"))
-    manifest["name"] = "lands3"
-    manifest["questions"]["relations"]["capital"]["ask"] = ["what is the capi-tal of {x}"]
-    (lands / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    kqa.load_kg(lands, "lands3")
-    texts = [e.text for e in generated_examples("lands3", GenerateConfig(seed=0, views=1, typos=0.0))
-             if e.group == "text:capital"]
+    texts = _capital_questions(lands, "lands3", "what is the capi-tal of {x}", "text:capital")
     assert texts and all(t.startswith("what is the capital of Land ") for t in texts), texts
