@@ -331,3 +331,14 @@ def test_hyphenated_schema_words_are_joined_and_names_are_not() -> None:
     assert join_compounds("what sub-region is Guinea-Bissau in", words) == "what subregion is Guinea-Bissau in"
     assert join_compounds("the Sub-Region of X", words) == "the SubRegion of X"
     assert join_compounds("a well-known sub-regional capital", words) == "a well-known sub-regional capital"
+
+
+def test_a_qualified_name_is_also_known_without_its_qualifier() -> None:
+    """"Sint Maarten (Dutch part)" is "Sint Maarten" to people (and to a trained tagger, which
+    reads "(Dutch part)" as no part of the name); a dated qualifier names a former thing, whose
+    bare name belongs to the current one, and a bare name someone has is not taken."""
+    linker = _name_linker(["Sint Maarten (Dutch part)", "Dutch", "Leone (1964–2022)", "US Dollar (Next day)",
+                           "US Dollar"])
+    assert linker.link("what is the capital of Sint Maarten").candidates[0].name == "Sint Maarten (Dutch part)"
+    assert "leone" not in linker.aliases.table
+    assert linker.aliases.table["us dollar"] == [4]
