@@ -205,11 +205,9 @@ class HeuristicMentionScorer:
     """
 
     def score(self, question: str, spans: Sequence[Span], graph: KGraph) -> list[float]:
-        from wordfreq import zipf_frequency
-
         scores = []
         for span in spans:
-            rarity = min(max((7.0 - zipf_frequency(span.text, "en")) / 7.0, 0.0), 1.0)
+            rarity = min(max((7.0 - _zipf(span.text)) / 7.0, 0.0), 1.0)
             length = 1.0 - math.exp(-len(span.text) / 8.0)
             cased = 1.0 if any(graph.node_names[n] == span.text for n in span.nodes) else (
                 0.8 if span.text[:1].isupper() and span.start > 0 else 0.5)
@@ -412,8 +410,8 @@ def image_candidates(graph: KGraph, index: Any, query: np.ndarray, top_k: int,
 
 @functools.lru_cache(maxsize=200_000)
 def _zipf(word: str) -> float:
-    """How common an English word is (``wordfreq``'s Zipf scale, 0 for unknown words);
-    cached: a question's words are looked up for every span beside them."""
+    """How common an English word or phrase is (``wordfreq``'s Zipf scale, 0 for unknown
+    ones); cached: the same words come back in every question and for every span beside them."""
     from wordfreq import zipf_frequency
 
     return float(zipf_frequency(word, "en"))
@@ -426,13 +424,11 @@ def _encoder_ref(identity: dict[str, Any]) -> str:
 def _content_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of runs of capitalised or rare words: where an unmatched name most
     likely is."""
-    from wordfreq import zipf_frequency
-
     spans: list[tuple[int, int]] = []
     run: list[tuple[int, int]] = []
     for i, match in enumerate(TOKEN.finditer(text)):
         word = match.group()
-        if (word[:1].isupper() and i > 0) or zipf_frequency(word, "en") < 3.5:
+        if (word[:1].isupper() and i > 0) or _zipf(word) < 3.5:
             run.append((match.start(), match.end()))
         elif run:
             spans.append((run[0][0], run[-1][1]))
