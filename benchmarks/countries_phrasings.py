@@ -14,8 +14,9 @@ A phrasing identical to one of the pack's templates is left out and counted.
 
 Then questions the KG holds no fact for ("who is the president of X"; the file's
 ``unanswerable`` list): the share answered with a confidence at or above ``ask``'s low-confidence
-line, against the share of right answers above it, and how well a question's familiarity
-(nearest training question, entity left out) tells answerable from unanswerable ones (AUROC).
+line, against the share of right answers above it, and how well ``ask``'s familiarity (the
+nearest training question's wording, entity left out: :mod:`kqa.familiar`; below the model's
+line the confidence is capped) tells answerable from unanswerable ones (AUROC).
 
 Needs a trained countries model (``make prepare``, or ``kqa train --kg countries --generated``)
 in the given ``KQA_HOME``.
@@ -91,45 +92,34 @@ def questions(graph, paths: dict[str, list[str]], per_phrasing: int, seed: int  
 
 
 def unanswerable_rows(answerer, phrasings: dict[str, object],  # type: ignore[no-untyped-def]
-                      right_confidence: list[float], seed: int, per_phrasing: int = 4
+                      answerable: list[tuple[bool, float, float | None]], seed: int, per_phrasing: int = 4
                       ) -> list[tuple[str, object]]:
-    """Questions the KG holds no fact for: how often ``ask`` is confident anyway (against how
-    often it is confident when right), and how far a question's familiarity (its words
-    without the entity, nearest to a training question's, in MiniLM's token space) tells the
-    two apart: a candidate signal for the confidence, measured here, not used by ``ask``."""
+    """Questions the KG holds no fact for: how often ``ask`` is confident anyway, against how
+    often it is confident when right (``answerable``: (right, confidence, familiarity) per
+    answerable question), and how far ``ask``'s familiarity (:mod:`kqa.familiar`) tells the
+    two apart (AUROC; absent for a model saved without a familiarity bank)."""
     from kqa.answer import LOW_CONFIDENCE
-    from kqa.generate import GenerateConfig, generated_examples
 
     rng = random.Random(seed)
     countries = [answerer.graph.node_names[n] for n in sorted(answerer.graph.images)]
     unanswerable = [p.format(x=x) for p in phrasings["unanswerable"]  # type: ignore[attr-defined]
                     for x in rng.sample(countries, per_phrasing)]
-    confidence = [answerer.ask(q).confidence for q in unanswerable]
-    confident = sum(c >= LOW_CONFIDENCE for c in confidence) / len(confidence)
-    trained = [e.text for e in generated_examples("countries", GenerateConfig(
-        seed=0, image_share=0.0, per_path=1, identity_per_entity=0)) if e.image is None]
-    rng.shuffle(trained)
-    bank = np.stack([familiarity_vector(answerer, q) for q in trained[:3000]])
-    asked, _ = questions(answerer.graph, phrasings["phrasings"], 2, seed)  # type: ignore[arg-type]
-    known = [float((bank @ familiarity_vector(answerer, q)).max()) for rows in asked.values() for q, _ in rows]
-    unknown = [float((bank @ familiarity_vector(answerer, q)).max()) for q in unanswerable]
-    return [(f"unanswerable questions answered with confidence >= {LOW_CONFIDENCE} (n={len(confidence)})",
-             confident),
-            (f"right answers with confidence >= {LOW_CONFIDENCE} (answerable questions above)",
-             sum(c >= LOW_CONFIDENCE for c in right_confidence) / max(len(right_confidence), 1)),
-            ("familiarity mean, answerable / unanswerable", f"{np.mean(known):.3f} / {np.mean(unknown):.3f}"),
-            ("familiarity AUROC answerable vs unanswerable", auroc(known, unknown))]
-
-
-def familiarity_vector(answerer, question: str) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Mean of the question's MiniLM token states without the linked mention, normalised."""
-    linked = answerer.linker.link(question, top_k=1)
-    span = linked.candidates[0].span if linked.candidates else None
-    states = answerer.text.encode_tokens([question])
-    keep = [i for i, (a, b) in enumerate(states.offsets[0])
-            if b > a and not (span and a < span[1] and b > span[0])]
-    vector = states.states[0, keep].mean(0).cpu().numpy()
-    return vector / max(float(np.linalg.norm(vector)), 1e-9)
+    results = [answerer.ask(q) for q in unanswerable]
+    confident = sum(r.confidence >= LOW_CONFIDENCE for r in results) / len(results)
+    right_confidence = [c for right, c, _f in answerable if right]
+    rows: list[tuple[str, object]] = [
+        (f"unanswerable questions answered with confidence >= {LOW_CONFIDENCE} (n={len(results)})", confident),
+        (f"right answers with confidence >= {LOW_CONFIDENCE} (answerable questions above)",
+         sum(c >= LOW_CONFIDENCE for c in right_confidence) / max(len(right_confidence), 1))]
+    known = [f for _r, _c, f in answerable if f is not None]
+    unknown = [r.familiarity for r in results if r.familiarity is not None]
+    if known and unknown:
+        line = answerer.familiarity.threshold
+        rows += [("familiarity mean, answerable / unanswerable", f"{np.mean(known):.3f} / {np.mean(unknown):.3f}"),
+                 (f"below the model's familiarity line {line:.3f}: answerable / unanswerable",
+                  f"{np.mean(np.array(known) < line):.3f} / {np.mean(np.array(unknown) < line):.3f}"),
+                 ("familiarity AUROC answerable vs unanswerable", auroc(known, unknown))]
+    return rows
 
 
 def auroc(positive: list[float], negative: list[float]) -> float:
@@ -162,7 +152,7 @@ def main() -> None:
     rows: list[tuple[str, object]] = [("phrasings left out (one of the pack's templates)", skipped)]
     failures: dict[str, list[dict[str, object]]] = {}
     hits = total = 0
-    right_confidence: list[float] = []
+    answerable: list[tuple[bool, float, float | None]] = []  # (right, confidence, familiarity)
     started = time.perf_counter()
     for path, pairs in asked.items():
         right = 0
@@ -170,8 +160,7 @@ def main() -> None:
             result = answerer.ask(question)
             best = result.answers[0].name if result.answers else None
             right += best in gold
-            if best in gold:
-                right_confidence.append(result.confidence)
+            answerable.append((best in gold, result.confidence, result.familiarity))
             if best not in gold and len(failures.setdefault(path, [])) < args.failures:
                 failures[path].append({"question": question, "answered": best,
                                        "gold": sorted(gold)[:3],
@@ -182,7 +171,7 @@ def main() -> None:
         hits, total = hits + right, total + len(pairs)
     rows.append((f"Hits@1 all (n={total})", hits / max(total, 1)))
     rows.append(("mean seconds per question (ask, warm)", (time.perf_counter() - started) / max(total, 1)))
-    rows.extend(unanswerable_rows(answerer, phrasings, right_confidence, args.seed))
+    rows.extend(unanswerable_rows(answerer, phrasings, answerable, args.seed))
     report("countries: hand-written phrasings", rows, args.json,
            {"failures": failures} if args.json else None)
     if not args.json:

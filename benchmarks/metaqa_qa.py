@@ -73,6 +73,29 @@ def latency(kg: str, model: Path, questions: list[str]) -> tuple[float, float]:
     return float(np.percentile(ask_times, 50) * 1000), float(np.percentile(encode_times, 50) * 1000)
 
 
+def familiar_rows(model: Path, path: Path, count: int) -> str:
+    """How ``ask``'s familiarity line (:mod:`kqa.familiar`) splits the first ``count``
+    paraphrased questions, asked as typed (linked, no brackets): the share below it, and
+    Hits@1 below and above it: the line is worth having if it sets apart the questions the
+    model gets wrong."""
+    from kqa.answer import load_answerer
+
+    answerer = load_answerer("movies", model)
+    if answerer.familiarity is None:
+        return "-"
+    below, right = [], []
+    for line in path.read_text(encoding="utf-8").splitlines()[:count]:
+        question, answers = line.split("\t")[:2]
+        result = answerer.ask(question.replace("[", "").replace("]", ""))
+        below.append(result.familiarity is not None and result.familiarity < answerer.familiarity.threshold)
+        right.append(bool(result.answers) and result.answers[0].name in answers.split("|"))
+    low, ok = np.array(below), np.array(right)
+
+    def hits(mask: np.ndarray) -> str:
+        return f"{ok[mask].mean() * 100:.1f}" if mask.any() else "-"
+    return f"{low.mean() * 100:.1f} %, {hits(low)} / {hits(~low)}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
@@ -113,6 +136,8 @@ def main() -> None:
             if "ntm" in parts["1-hop"]:
                 para = kqa.evaluate("movies", [parts["1-hop"]["ntm"]], model=out, gold_topics=True)
                 rows.append((f"[{fusion}] 1-hop paraphrased (ntm) Hits@1, gold topic", f"{para.hits1 * 100:.2f}"))
+                rows.append((f"[{fusion}] ntm questions below the familiarity line: share, Hits@1 below / above",
+                             familiar_rows(out, parts["1-hop"]["ntm"], args.latency_questions)))
             questions = [line.split("\t")[0].replace("[", "").replace("]", "")
                          for path in test_files.values()
                          for line in path.read_text(encoding="utf-8").splitlines()[:args.latency_questions // 3]]

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from kqa.device import default_device
 from kqa.encode import Encoder, TextEncoder, get_encoder
 from kqa.errors import KqaError, ModelMismatchError, NotFoundError
+from kqa.familiar import Familiarity, capped_confidence, wording
 from kqa.graph import KGraph, load_graph
 from kqa.index import open_index, relation_texts
 from kqa.link import Candidate, Linker, Span, get_linker, join_compounds, strip_brackets
@@ -227,6 +228,7 @@ class AnswerResult:
     message: str = ""
     seconds: float = 0.0
     answer_type: list[tuple[str, float]] = field(default_factory=list)  # the asked-for types
+    familiarity: float | None = None  # the nearest training wording's cosine (kqa.familiar)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -310,6 +312,7 @@ class Answerer:
                                          image_meta["ref"] if image_meta else None, self.device)
         self.linker: Linker = get_linker(kg_name)
         self.type_names = answer_type_names(self.graph)  # the answer-type head's vocabulary
+        self.familiarity = Familiarity.load(self.folder, self.meta.get("familiarity"))
         self.lock = threading.Lock()
 
     def _check_kg(self, kg_name: str) -> None:
@@ -382,11 +385,20 @@ class Answerer:
             linked = self.linker.link(question, top_k=5, scorer=scorer)
             batch.topic_text = topic_sparse([topic_from_candidates(linked.candidates)], self.device)
             out = self.model(batch, self.knowledge, self.propagator, encoded=encoded)
+        familiar = self._familiarity(example, linked.candidates)
         return self._result(clean, linked.candidates, out, top_k, time.perf_counter() - started,
-                            image is not None)
+                            image is not None, familiar)
+
+    def _familiarity(self, example: Example, candidates: list[Candidate]) -> float | None:
+        """How close the question's wording, its topic mention left out, is to a training
+        question's (:mod:`kqa.familiar`); None for a model saved without a bank."""
+        if self.familiarity is None:
+            return None
+        mention = [candidates[0].span] if candidates and candidates[0].span else []
+        return self.familiarity.score(wording(example.states, example.offsets, mention))
 
     def _result(self, clean: str, candidates: list[Candidate], out: Any, top_k: int,
-                seconds: float, with_image: bool) -> AnswerResult:
+                seconds: float, with_image: bool, familiar: float | None = None) -> AnswerResult:
         values, nodes = top_reached(out.scores[0], out.hops, top_k)
         hop_probs = out.hop_probs[0].tolist()
         hops = [h.to_dict(0) for h in out.hops]
@@ -407,6 +419,10 @@ class Answerer:
         type_logits = out.type_logits[0] if typed else None
         fit = type_fit(type_logits, best_type)
         confidence = answers[0].score * fit * supported if answers else 0.0
+        line = self.familiarity.threshold if self.familiarity is not None else 0.0
+        unfamiliar = familiar is not None and familiar < line
+        if unfamiliar:
+            confidence = capped_confidence(confidence, familiar, line, LOW_CONFIDENCE)  # type: ignore[arg-type]
         image_topic = []
         if with_image and out.image_logits is not None and out.image_nodes is not None:
             p = torch.softmax(out.image_logits[0], -1)[:-1]
@@ -416,6 +432,10 @@ class Answerer:
         message = ""
         if not answers:
             message = "No answer found: no entity of the KG was recognised in the question or image."
+        elif unfamiliar:
+            message = (f"Low confidence ({confidence:.2f}): the question is worded unlike any this model "
+                       f"was trained on (familiarity {familiar:.2f}, below its line {line:.2f}); the KG "
+                       f"may not hold what is asked.")
         elif confidence < LOW_CONFIDENCE <= answers[0].score * fit:
             message = (f"Low confidence ({confidence:.2f}): the best answer is the entity the question "
                        f"names, reached through no fact of the KG; the KG may not hold what is asked.")
@@ -441,7 +461,8 @@ class Answerer:
             answer_type = [(names[i], round(float(v), 4)) for v, i in zip(top.values.tolist(), top.indices.tolist())]
         return AnswerResult(clean, answers, confidence, [c.as_dict() for c in candidates], image_topic,
                             {k: round(v, 4) for k, v in modalities.items()}, round(float(out.text_gate[0]), 4),
-                            relations, [round(p, 4) for p in hop_probs], message, seconds, answer_type)
+                            relations, [round(p, 4) for p in hop_probs], message, seconds, answer_type,
+                            None if familiar is None else round(familiar, 4))
 
     def _slot_label(self, slot: int) -> str:
         count = self.graph.num_relations
@@ -636,6 +657,7 @@ def _train_model(kg_name: str, questions: list[Question], out: Path, fusion: str
     propagator = Propagator(graph, None, device)
     knowledge = build_knowledge(graph, text, image.name if image else None, device)  # type: ignore[arg-type]
     train, val = split_validation(examples, config.val_fraction, config.seed)
+    familiarity = Familiarity.build(train, val, config.seed)
     trainer = Trainer(model, knowledge, propagator, config, device, progress, log)
     summary = trainer.fit(train, val)
     out = Path(out)
@@ -658,6 +680,8 @@ def _train_model(kg_name: str, questions: list[Question], out: Path, fusion: str
         "data": {"examples": len(examples), "train": len(train), "validation": len(val), **stats},
         "metrics": {"val_hits@1": summary["best_val_hits@1"]},
     }
+    if familiarity is not None:
+        meta["familiarity"] = familiarity.save(out)
     if recognised:
         _rec, nodes, rec_report = recognised
         meta["recogniser"] = {"entities": [graph.node_keys[n] for n in nodes],
