@@ -37,12 +37,15 @@ def wording(states: torch.Tensor, offsets: Sequence[tuple[int, int]],
     """[D] normalised mean of the token states of real tokens (not [CLS]/[SEP]/padding, whose
     offsets are empty) that overlap no mention span; all real tokens if the mention is all."""
     real = [i for i, (a, b) in enumerate(offsets) if b > a]
-    keep = [i for i in real if not any(a < end and b > start for start, end in mentions
-                                       for a, b in [offsets[i]])] or real
+    keep = [i for i in real if not _overlaps(offsets[i], mentions)] or real
     if not keep:
         return torch.zeros(states.shape[-1])
     vector = states[keep].float().mean(0)
     return vector / vector.norm().clamp(min=1e-9)
+
+
+def _overlaps(token: tuple[int, int], spans: Sequence[tuple[int, int]]) -> bool:
+    return any(token[0] < end and token[1] > start for start, end in spans)
 
 
 @dataclass
