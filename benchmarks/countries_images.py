@@ -57,6 +57,20 @@ def with_typos(examples, seed: int = 7):  # type: ignore[no-untyped-def]
     return out
 
 
+def as_read(answerer, examples):  # type: ignore[no-untyped-def]
+    """Copies of the examples with their text as ``ask`` reads it (:meth:`Answerer.read`:
+    hyphenated schema words joined, slips corrected), nothing encoded yet."""
+    import copy
+
+    out = []
+    for e in examples:
+        read = copy.copy(e)
+        read.text = answerer.read(e.text)
+        read.states = read.pooled = read.image_feature = None
+        out.append(read)
+    return out
+
+
 def confidence_rows(answerer, test, text_kinds: list[str], per_kind: int = 300) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
     """Whether ``ask``'s confidence tells right answers from wrong ones: the mean on country
     pictures and on pictures of no country, and the AUROC of confidence against the top
@@ -136,11 +150,10 @@ def main() -> None:
                              f"{recogniser['seconds']:.0f}, {recogniser['views']}, "
                              f"{recogniser['val_accuracy'] * 100:.2f}{reused}"))
             answerer = load_answerer("countries", out)
-            for e in test:
-                e.states = e.image_feature = None
-            encode_examples(test, answerer.text)  # type: ignore[arg-type]
-            encode_images(test, answerer.image_features)
-            result = answerer.evaluate(test, gold_topics=False)
+            asked = as_read(answerer, test)
+            encode_examples(asked, answerer.text)  # type: ignore[arg-type]
+            encode_images(asked, answerer.image_features)
+            result = answerer.evaluate(asked, gold_topics=False)
             groups = result.per_group
             image_n = sum(groups[k]["n"] for k in image_kinds if k in groups)
             image_hits = sum(groups[k]["hits@1"] * groups[k]["n"] for k in image_kinds if k in groups)
@@ -158,7 +171,7 @@ def main() -> None:
             for kind in text_kinds:
                 if kind in groups:
                     rows.append((f"[{fusion}]   {kind} (n={groups[kind]['n']})", f"{groups[kind]['hits@1'] * 100:.2f}"))
-            slipped = with_typos([e for e in test if e.group in text_kinds])
+            slipped = as_read(answerer, with_typos([e for e in test if e.group in text_kinds]))
             encode_examples(slipped, answerer.text)  # type: ignore[arg-type]
             typo_result = answerer.evaluate(slipped, gold_topics=False)
             rows.append((f"[{fusion}] text-only, one typo per question, Hits@1 (n={typo_result.n})",

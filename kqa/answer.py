@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,10 +28,11 @@ from kqa.errors import KqaError, ModelMismatchError, NotFoundError
 from kqa.familiar import Familiarity, capped_confidence, wording
 from kqa.graph import KGraph, load_graph
 from kqa.index import open_index, relation_texts
-from kqa.link import Candidate, Linker, Span, get_linker, join_compounds, strip_brackets
+from kqa.link import BRACKET, Candidate, Linker, Span, get_linker, join_compounds, strip_brackets
 from kqa.model import Batch, KnowledgeTensors, ModelConfig, QAModel, type_weight
 from kqa.questions import Question, read_questions
 from kqa.retrieve import Propagator, Sparse
+from kqa.spell import Speller, name_words, vocabulary
 from kqa.training import (
     EvalResult, Example, Trainer, TrainConfig, check_trainable, collate, encode_examples,
     make_examples, rank_metrics, save_history_plot, seed_everything, split_validation, summarise,
@@ -313,6 +314,8 @@ class Answerer:
         self.linker: Linker = get_linker(kg_name)
         self.type_names = answer_type_names(self.graph)  # the answer-type head's vocabulary
         self.familiarity = Familiarity.load(self.folder, self.meta.get("familiarity"))
+        words = self.meta.get("vocabulary")  # None: a model saved before spelling was read
+        self.speller = Speller(words, name_words(self.linker.aliases.keys)) if words else None
         self.lock = threading.Lock()
 
     def _check_kg(self, kg_name: str) -> None:
@@ -361,10 +364,19 @@ class Answerer:
                 for v, i in zip(top.values.tolist(), top.indices.tolist())]
 
     # -- asking ----------------------------------------------------------------------------
+    def read(self, question: str) -> str:
+        """The question as the model reads it: hyphenated schema words joined ("sub-region"),
+        and words that neither English nor the model knows corrected (:mod:`kqa.spell`);
+        names in ``[brackets]`` untouched. Asking and evaluating both read through it."""
+        question = join_compounds(question, self.graph.schema_words)
+        if self.speller is None:
+            return question
+        return self.speller.correct(question, [m.span() for m in BRACKET.finditer(question)])
+
     @torch.inference_mode()
     def ask(self, question: str, image: Any = None, top_k: int = 5) -> AnswerResult:
         started = time.perf_counter()
-        question = join_compounds(question, self.graph.schema_words)  # "sub-region" → "subregion"
+        question = self.read(question)
         clean, _hints = strip_brackets(question)
         if not clean.strip():
             raise KqaError("the question is empty")
@@ -658,6 +670,7 @@ def _train_model(kg_name: str, questions: list[Question], out: Path, fusion: str
     knowledge = build_knowledge(graph, text, image.name if image else None, device)  # type: ignore[arg-type]
     train, val = split_validation(examples, config.val_fraction, config.seed)
     familiarity = Familiarity.build(train, val, config.seed)
+    words = vocabulary([e.text for e in train], [e.mention_spans for e in train])
     trainer = Trainer(model, knowledge, propagator, config, device, progress, log)
     summary = trainer.fit(train, val)
     out = Path(out)
@@ -679,6 +692,7 @@ def _train_model(kg_name: str, questions: list[Question], out: Path, fusion: str
         "init": str(init) if init else None,
         "data": {"examples": len(examples), "train": len(train), "validation": len(val), **stats},
         "metrics": {"val_hits@1": summary["best_val_hits@1"]},
+        "vocabulary": words,
     }
     if familiarity is not None:
         meta["familiarity"] = familiarity.save(out)
@@ -714,6 +728,7 @@ def _load_init(model: QAModel, init: Path, meta: dict[str, Any], config: ModelCo
 def evaluate_model(kg_name: str, folder: Path, questions: list[Question], gold_topics: bool = True,
                    progress: Progress | None = None) -> EvalResult:
     answerer = load_answerer(kg_name, folder)
+    questions = [replace(q, text=answerer.read(q.text)) for q in questions]  # as ask reads them
     examples, _stats = make_examples(questions, answerer.graph, answerer.linker, gold_topics=gold_topics)
     encode_examples(examples, answerer.text, progress=progress)  # type: ignore[arg-type]
     if answerer.image_features is not None:

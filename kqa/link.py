@@ -207,7 +207,7 @@ class HeuristicMentionScorer:
     def score(self, question: str, spans: Sequence[Span], graph: KGraph) -> list[float]:
         scores = []
         for span in spans:
-            rarity = min(max((7.0 - _zipf(span.text)) / 7.0, 0.0), 1.0)
+            rarity = min(max((7.0 - word_zipf(span.text)) / 7.0, 0.0), 1.0)
             length = 1.0 - math.exp(-len(span.text) / 8.0)
             cased = 1.0 if any(graph.node_names[n] == span.text for n in span.nodes) else (
                 0.8 if span.text[:1].isupper() and span.start > 0 else 0.5)
@@ -277,7 +277,7 @@ class Linker:
         first = next(i for i, w in enumerate(words) if w[0] >= span.start)
         last = max(i for i, w in enumerate(words) if w[0] < span.end)  # "Samoa's": one word
         near = [*range(max(0, first - reach), first), *range(last + 1, min(len(words), last + reach + 1))]
-        unknown = [i for i in near if _zipf(words[i][2]) < 1.0]
+        unknown = [i for i in near if word_zipf(words[i][2]) < 1.0]
         longer = self.aliases.longer_keys(span.key) if unknown else []
         if not longer:
             return []
@@ -409,7 +409,7 @@ def image_candidates(graph: KGraph, index: Any, query: np.ndarray, top_k: int,
 
 
 @functools.lru_cache(maxsize=200_000)
-def _zipf(word: str) -> float:
+def word_zipf(word: str) -> float:
     """How common an English word or phrase is (``wordfreq``'s Zipf scale, 0 for unknown
     ones); cached: the same words come back in every question and for every span beside them."""
     from wordfreq import zipf_frequency
@@ -428,7 +428,7 @@ def _content_spans(text: str) -> list[tuple[int, int]]:
     run: list[tuple[int, int]] = []
     for i, match in enumerate(TOKEN.finditer(text)):
         word = match.group()
-        if (word[:1].isupper() and i > 0) or _zipf(word) < 3.5:
+        if (word[:1].isupper() and i > 0) or word_zipf(word) < 3.5:
             run.append((match.start(), match.end()))
         elif run:
             spans.append((run[0][0], run[-1][1]))

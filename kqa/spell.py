@@ -1,0 +1,118 @@
+"""Spelling: a word of a question that neither English nor the model knows is read as the
+nearest word that one of them does ("captial" → "capital", "natoins" → "nations"), before the
+question is encoded.
+
+A model reads a question through subword tokens: "captial" becomes "cap", "##tia", "##l", which
+no training question had, and the relation reader follows whatever is left. Training shows the
+generator's questions with a typo in some of them (:func:`kqa.generate.add_typo`), which helps,
+but one slip per held-out question still cost a countries model six points of Hits@1.
+
+A word is corrected only when it is all letters, four or more of them, and at the same time:
+not a word of the model's training questions (outside entity mentions, seen at least
+:data:`MIN_COUNT` times, so the generator's own typos do not count as known); not a word of
+any entity name or alias of the KG (names are the linker's business, and it matches them
+fuzzily itself); and rare in English (``wordfreq`` Zipf below :data:`ENGLISH_ZIPF`: "nest" for
+"next" is a word, and is left). It becomes the nearest word (optimal string alignment distance
+1, or 2 for words of eight letters or more) among the model's words and the most common English
+ones; ties go to the model's words, then to the more common. Words inside ``[brackets]`` are
+never touched.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from typing import Iterable, Sequence
+
+from kqa.link import fold, word_zipf
+
+MIN_COUNT = 3  # a training word seen fewer times may be one of the generator's typos
+ENGLISH_ZIPF = 2.5  # at or above: a word of English, whatever the question meant
+ENGLISH_WORDS = 30_000  # the most common English words that a slip may be read as
+LONG_WORD = 8  # from this length two slips are allowed
+WORD = re.compile(r"[^\W\d_]+")
+
+
+def vocabulary(texts: Iterable[str], mentions: Iterable[Sequence[tuple[int, int]]]) -> list[str]:
+    """The folded words that training questions use outside their entity mentions at least
+    :data:`MIN_COUNT` times, sorted (what a model's config records)."""
+    counts: Counter[str] = Counter()
+    for text, spans in zip(texts, mentions):
+        counts.update(fold(m.group()) for m in WORD.finditer(text) if not _inside(m, spans))
+    frequent = [word for word, count in counts.items() if count >= MIN_COUNT]
+    return sorted(word for word in frequent if not _slip_of(word, counts, frequent))
+
+
+def _slip_of(word: str, counts: Counter[str], words: Sequence[str]) -> bool:
+    """Whether a word rare in English is one slip from a training word seen ten times as
+    often: the generator's typos recur ("capitl" beside "capital") and are no words to keep."""
+    if word_zipf(word) >= ENGLISH_ZIPF or len(word) < 4:
+        return False
+    from rapidfuzz import process
+    from rapidfuzz.distance import OSA
+
+    near = process.extract(word, words, scorer=OSA.distance, score_cutoff=1, limit=None)
+    return any(counts[other] >= 10 * counts[word] for other, _d, _i in near if other != word)
+
+
+def name_words(aliases: Iterable[str]) -> set[str]:
+    """The folded words of entity names and aliases (the linker's alias keys)."""
+    return {fold(w) for alias in aliases for w in WORD.findall(alias)}
+
+
+def _inside(match: re.Match[str], spans: Sequence[tuple[int, int]]) -> bool:
+    return any(match.start() < end and match.end() > start for start, end in spans)
+
+
+@functools.lru_cache(maxsize=1)
+def english_words() -> tuple[str, ...]:
+    from wordfreq import top_n_list
+
+    return tuple(w for w in top_n_list("en", ENGLISH_WORDS) if w.isalpha() and len(w) >= 3)
+
+
+class Speller:
+    """Corrects a question's unknown words (see the module's docstring)."""
+
+    def __init__(self, known: Sequence[str], names: Iterable[str]) -> None:
+        self.known = set(known)
+        self.names = set(names)  # :func:`name_words`
+        english = [w for w in english_words() if w not in self.known]
+        self.choices = list(self.known) + english  # the model's words first: ties go to them
+
+    def correct(self, question: str, keep: Sequence[tuple[int, int]] = ()) -> str:
+        """``question`` with its unknown words replaced; ``keep``: spans never touched."""
+        out, last = [], 0
+        for match in WORD.finditer(question):
+            if _inside(match, keep):
+                continue
+            better = self.word(match.group())
+            if better is not None:
+                out += [question[last:match.start()], better]
+                last = match.end()
+        return "".join(out) + question[last:] if out else question
+
+    def word(self, word: str) -> str | None:
+        """The correction of one word, or None to keep it."""
+        folded = fold(word)
+        if (len(folded) < 4 or not folded.isalpha() or folded in self.known or folded in self.names
+                or word_zipf(folded) >= ENGLISH_ZIPF):
+            return None
+        from rapidfuzz import process
+        from rapidfuzz.distance import OSA
+
+        limit = 2 if len(folded) >= LONG_WORD else 1
+        found = process.extract(folded, self.choices, scorer=OSA.distance, score_cutoff=limit, limit=8)
+        if not found:
+            return None
+        best = min(found, key=lambda hit: (hit[1], hit[2]))[0]  # nearest, then listed first
+        return _same_case(word, best)
+
+
+def _same_case(original: str, word: str) -> str:
+    if original.isupper() and len(original) > 1:
+        return word.upper()
+    if original[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
