@@ -315,7 +315,8 @@ class Answerer:
         self.type_names = answer_type_names(self.graph)  # the answer-type head's vocabulary
         self.familiarity = Familiarity.load(self.folder, self.meta.get("familiarity"))
         words = self.meta.get("vocabulary")  # None: a model saved before spelling was read
-        self.speller = Speller(words, name_words(self.linker.aliases.keys)) if words else None
+        self.speller = Speller([*words, *self.graph.schema_words], name_words(self.linker.aliases.keys)) \
+            if words else None
         self.lock = threading.Lock()
 
     def _check_kg(self, kg_name: str) -> None:

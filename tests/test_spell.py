@@ -34,7 +34,10 @@ def test_names_real_words_short_words_and_brackets_are_left() -> None:
     for question in ["what is the capital of Ixeland",  # a name of the KG: the linker's business
                      "which nest is the capital",  # a word of English, whatever was meant
                      "wat is the capital",  # too short to tell
-                     "what is the capital of Zqxwv"]:  # nothing near
+                     "what is the capital of Zqxwv",  # nothing near
+                     "what is the capital of Austia",  # capitalised inside: a (misspelt) name
+                     "Burnei has which city as its capital",  # an opening name: no model word near
+                     "name the subregions of Asia"]:  # a plural of a model word
         assert speller.correct(question) == question
     assert speller.correct("who directed [Captial Gains]", keep=[(13, 29)]) == "who directed [Captial Gains]"
 
