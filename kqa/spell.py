@@ -10,7 +10,8 @@ but one slip per held-out question still cost a countries model six points of Hi
 A word is corrected only when it is all letters, four or more of them, not capitalised unless
 it opens the question (a capitalised word inside a question is taken for a name: corrected,
 "Austia" became "Austin" and "Beliez" "Belief", and linking a misspelt name to its entity fell
-from 98.9 to 96.6 %), and at the same time:
+from 98.9 to 96.6 %; an opening capitalised word is only read as a word of the model's), and
+at the same time:
 not a word of the model's training questions (outside entity mentions, seen at least
 :data:`MIN_COUNT` times, so the generator's own typos do not count as known); not a word of
 any entity name or alias of the KG (names are the linker's business, and it matches them
@@ -81,8 +82,9 @@ class Speller:
     def __init__(self, known: Sequence[str], names: Iterable[str]) -> None:
         self.known = set(known)
         self.names = set(names)  # :func:`name_words`
+        self.model_words = sorted(self.known)  # sorted: ties must not hang on set order
         english = [w for w in english_words() if w not in self.known]
-        self.choices = list(self.known) + english  # the model's words first: ties go to them
+        self.choices = self.model_words + english  # the model's words first: ties go to them
 
     def correct(self, question: str, keep: Sequence[tuple[int, int]] = ()) -> str:
         """``question`` with its unknown words replaced; ``keep``: spans never touched."""
@@ -109,7 +111,7 @@ class Speller:
         from rapidfuzz.distance import OSA
 
         limit = 2 if len(folded) >= LONG_WORD else 1
-        choices = list(self.known) if model_words_only else self.choices
+        choices = self.model_words if model_words_only else self.choices
         found = process.extract(folded, choices, scorer=OSA.distance, score_cutoff=limit, limit=8)
         if not found:
             return None
