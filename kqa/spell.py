@@ -18,8 +18,9 @@ any entity name or alias of the KG (names are the linker's business, and it matc
 fuzzily itself); and rare in English (``wordfreq`` Zipf below :data:`ENGLISH_ZIPF`: "nest" for
 "next" is a word, and is left). It becomes the nearest word (optimal string alignment distance
 1, or 2 for words of eight letters or more) among the model's words and the most common English
-ones; ties go to the model's words, then to the more common. Words inside ``[brackets]`` are
-never touched.
+ones; ties go to the model's words, then to the more common. A word that would become an English
+word but is as near a word of some entity name ("austia": "austin", "austria") is left for the
+linker. Words inside ``[brackets]`` are never touched.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class Speller:
     def __init__(self, known: Sequence[str], names: Iterable[str]) -> None:
         self.known = set(known)
         self.names = set(names)  # :func:`name_words`
+        self._name_list: list[str] | None = None  # sorted, when first needed
         self.model_words = sorted(self.known)  # sorted: ties must not hang on set order
         english = [w for w in english_words() if w not in self.known]
         self.choices = self.model_words + english  # the model's words first: ties go to them
@@ -115,9 +117,19 @@ class Speller:
         found = process.extract(folded, choices, scorer=OSA.distance, score_cutoff=limit, limit=8)
         if not found:
             return None
-        best = min(found, key=lambda hit: (hit[1], hit[2]))[0]  # nearest, then listed first
+        best, distance, index = min(found, key=lambda hit: (hit[1], hit[2]))  # nearest, then listed first
+        if index >= len(self.model_words) and self._near_a_name(folded, distance):
+            return None  # "austia": Austria's, for the linker, rather than the English "austin"
         return _same_case(word, best)
 
+    def _near_a_name(self, folded: str, distance: int) -> bool:
+        """Whether a word of an entity name is as near as ``distance``."""
+        from rapidfuzz import process
+        from rapidfuzz.distance import OSA
+
+        if self._name_list is None:
+            self._name_list = sorted(self.names)
+        return process.extractOne(folded, self._name_list, scorer=OSA.distance, score_cutoff=distance) is not None
 
     def _known(self, folded: str) -> bool:
         """A word of the model's, or one with a plural ending on one ("subregions")."""

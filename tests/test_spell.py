@@ -18,7 +18,7 @@ from helpers import assert_read_as_written
 
 def _speller() -> Speller:
     known = ["capital", "official", "languages", "subregion", "which", "what", "is", "the", "of"]
-    return Speller(known, names={"samoa", "american", "ixeland", "golden", "wild"})
+    return Speller(known, names={"samoa", "american", "ixeland", "austria", "golden", "wild"})
 
 
 def test_a_slip_is_read_as_the_word_meant() -> None:
@@ -38,6 +38,7 @@ def test_names_real_words_short_words_and_brackets_are_left() -> None:
                      "wat is the capital",  # too short to tell
                      "what is the capital of Zqxwv",  # nothing near
                      "what is the capital of Austia",  # capitalised inside: a (misspelt) name
+                     "what is the capital of austia",  # "austin" is English, but "austria" as near
                      "Burnei has which city as its capital",  # an opening name: no model word near
                      "name the subregions of Asia"]:  # a plural of a model word
         assert speller.correct(question) == question
