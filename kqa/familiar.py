@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from kqa.link import overlaps
+
 BANK_SIZE = 1024  # training wordings kept: 0.75 MB at 384-d half precision
 QUANTILE = 0.01  # the share of the model's own validation questions that would count as unfamiliar
 FILE = "familiarity.safetensors"
@@ -37,15 +39,11 @@ def wording(states: torch.Tensor, offsets: Sequence[tuple[int, int]],
     """[D] normalised mean of the token states of real tokens (not [CLS]/[SEP]/padding, whose
     offsets are empty) that overlap no mention span; all real tokens if the mention is all."""
     real = [i for i, (a, b) in enumerate(offsets) if b > a]
-    keep = [i for i in real if not _overlaps(offsets[i], mentions)] or real
+    keep = [i for i in real if not overlaps(offsets[i], mentions)] or real
     if not keep:
         return torch.zeros(states.shape[-1])
     vector = states[keep].float().mean(0)
     return vector / vector.norm().clamp(min=1e-9)
-
-
-def _overlaps(token: tuple[int, int], spans: Sequence[tuple[int, int]]) -> bool:
-    return any(token[0] < end and token[1] > start for start, end in spans)
 
 
 @dataclass

@@ -38,6 +38,11 @@ def tokens(text: str) -> list[tuple[int, int, str]]:
     return [(m.start(), m.end(), fold(m.group())) for m in TOKEN.finditer(text)]
 
 
+def overlaps(span: tuple[int, int], spans: Sequence[tuple[int, int]]) -> bool:
+    """Whether a character span shares a character with any of ``spans``."""
+    return any(span[0] < end and span[1] > start for start, end in spans)
+
+
 def alias_key(text: str) -> str:
     return " ".join(t for _s, _e, t in tokens(text))
 

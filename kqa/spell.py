@@ -30,7 +30,7 @@ import re
 from collections import Counter
 from typing import Iterable, Sequence
 
-from kqa.link import fold, word_zipf
+from kqa.link import fold, overlaps, word_zipf
 
 MIN_COUNT = 3  # a training word seen fewer times may be one of the generator's typos
 ENGLISH_ZIPF = 2.5  # at or above: a word of English, whatever the question meant
@@ -44,7 +44,7 @@ def vocabulary(texts: Iterable[str], mentions: Iterable[Sequence[tuple[int, int]
     :data:`MIN_COUNT` times, sorted (what a model's config records)."""
     counts: Counter[str] = Counter()
     for text, spans in zip(texts, mentions):
-        counts.update(fold(m.group()) for m in WORD.finditer(text) if not _inside(m, spans))
+        counts.update(fold(m.group()) for m in WORD.finditer(text) if not overlaps(m.span(), spans))
     frequent = [word for word, count in counts.items() if count >= MIN_COUNT]
     return sorted(word for word in frequent if not _slip_of(word, counts, frequent))
 
@@ -64,10 +64,6 @@ def _slip_of(word: str, counts: Counter[str], words: Sequence[str]) -> bool:
 def name_words(aliases: Iterable[str]) -> set[str]:
     """The folded words of entity names and aliases (the linker's alias keys)."""
     return {fold(w) for alias in aliases for w in WORD.findall(alias)}
-
-
-def _inside(match: re.Match[str], spans: Sequence[tuple[int, int]]) -> bool:
-    return any(match.start() < end and match.end() > start for start, end in spans)
 
 
 @functools.lru_cache(maxsize=1)
@@ -93,7 +89,7 @@ class Speller:
         out, last = [], 0
         for match in WORD.finditer(question):
             opening = not question[:match.start()].strip()
-            if _inside(match, keep) or (match.group()[0].isupper() and not opening):
+            if overlaps(match.span(), keep) or (match.group()[0].isupper() and not opening):
                 continue  # a capitalised word inside the question is taken for a name
             better = self.word(match.group(), model_words_only=opening and match.group()[0].isupper())
             if better is not None:

@@ -25,7 +25,7 @@ from torch import nn
 from kqa.encode import TextEncoder
 from kqa.errors import KqaError
 from kqa.graph import KGraph
-from kqa.link import Linker, MentionScorer, alias_key, join_compounds, strip_brackets
+from kqa.link import Linker, MentionScorer, alias_key, join_compounds, overlaps, strip_brackets
 from kqa.model import Batch, KnowledgeTensors, QAModel
 from kqa.questions import Question
 from kqa.retrieve import Propagator, Sparse
@@ -137,7 +137,7 @@ def encode_examples(examples: Sequence[Example], encoder: TextEncoder, batch_siz
 def mention_labels(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> torch.Tensor:
     labels = torch.zeros(len(offsets))
     for i, (a, b) in enumerate(offsets):
-        if b > a and any(a < e and b > s for s, e in spans):
+        if b > a and overlaps((a, b), spans):
             labels[i] = 1.0
     return labels
 
