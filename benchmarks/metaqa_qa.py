@@ -59,6 +59,8 @@ def latency(kg: str, model: Path, questions: list[str]) -> tuple[float, float]:
     """(ask p50, bare encode p50) in ms over the same questions, both warm."""
     from kqa.answer import load_answerer
 
+    import torch
+
     answerer = load_answerer(kg, model)
     for q in questions[:5]:
         answerer.ask(q)
@@ -66,6 +68,8 @@ def latency(kg: str, model: Path, questions: list[str]) -> tuple[float, float]:
     for q in questions:
         start = time.perf_counter()
         answerer.text.encode_tokens([q])  # type: ignore[attr-defined]
+        if answerer.device.type == "cuda":  # the encoding has ended only when the GPU says so
+            torch.cuda.synchronize(answerer.device)
         encode_times.append(time.perf_counter() - start)
         start = time.perf_counter()
         answerer.ask(q)

@@ -591,14 +591,19 @@ def train_model(kg_name: str, questions: list[Question], out: Path, *args: Any,
     """:func:`_train_model`; with ``config.deterministic`` on one CPU thread, because the
     2-thread kernels sum in a varying order: the same seed then gave models that differed from
     the first epoch on (validation Hits@1 0.906 / 0.962 / 0.915 in three runs on the countries
-    KG), and one thread gives bit-identical ones, about 1.5× slower."""
+    KG), and one thread gives bit-identical ones, about 1.5× slower. On CUDA it also asks
+    torch for its deterministic kernels: sums into shared rows (``index_add``) use atomic adds
+    there by default, and two runs of the same seed on an H200 gave different weights."""
     threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
     if config is not None and config.deterministic:
         torch.set_num_threads(1)
+        torch.use_deterministic_algorithms(True, warn_only=True)  # CPU kernels are unaffected
     try:
         return _train_model(kg_name, questions, out, *args, config=config, **kwargs)
     finally:
         torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
 
 
 def _train_model(kg_name: str, questions: list[Question], out: Path, fusion: str = "gated",

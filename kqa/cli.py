@@ -269,8 +269,9 @@ def train_cmd(
     val_fraction: float = typer.Option(0.1, help="Validation share carved from each file."),
     seed: int = typer.Option(0, help="Random seed (bit-identical runs need --deterministic)."),
     deterministic: bool = typer.Option(False, "--deterministic",
-                                       help="Train on one CPU thread: the same seed gives a bit-identical "
-                                            "model (about 1.5× slower; threads sum in varying order)."),
+                                       help="Train on one CPU thread, with torch's deterministic kernels on "
+                                            "CUDA: the same seed gives a bit-identical model (about 1.5× "
+                                            "slower; threads sum in varying order)."),
     max_minutes: Optional[float] = typer.Option(None, help="Stop after this many minutes."),
     text_encoder: Optional[str] = typer.Option(None, help="Text encoder (default minilm)."),
     image_encoder: Optional[str] = typer.Option(None, help="Image encoder (default efficientnet-lite0)."),

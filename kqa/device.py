@@ -17,6 +17,9 @@ def configure_threads() -> None:
 
 def default_device() -> torch.device:
     configure_threads()
+    # cuBLAS is only reproducible with a fixed workspace, read once when it starts: set before
+    # any CUDA work so that ``--deterministic`` training can be bit-identical there
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     wanted = os.environ.get("KQA_DEVICE")
     if wanted:
         return torch.device(wanted)

@@ -118,6 +118,7 @@ class Recogniser(nn.Module):
     def logits(self, embedding: torch.Tensor) -> torch.Tensor:
         """[B, dim] → [B, entities]: scaled cosine similarity to each entity's vector."""
         vectors = nn.functional.normalize(self.entity_vectors, dim=-1)
+        embedding = embedding.to(vectors.device)  # encode_batch gives host arrays; the model may be on CUDA
         return nn.functional.normalize(embedding, dim=-1) @ vectors.T * self.log_scale.exp()
 
     @torch.no_grad()
