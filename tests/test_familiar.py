@@ -38,6 +38,12 @@ def test_bank_round_trips_and_an_old_model_has_none(tmp_path: Path) -> None:
     assert loaded is not None and loaded.threshold == 0.5 and torch.equal(loaded.bank, bank.bank)
     assert loaded.score(bank.bank[3].float()) == pytest.approx(1.0, abs=1e-3)
     assert Familiarity.load(tmp_path, None) is None
+    # stored in half precision (half the file), scored in single: the CPU has no
+    # half-precision matrix-vector kernel (several times slower on every question)
+    from safetensors.torch import load_file
+
+    assert load_file(str(tmp_path / meta["file"]))["bank"].dtype == torch.float16
+    assert loaded.bank.dtype == torch.float32
 
 
 @pytest.mark.slow
