@@ -253,7 +253,10 @@ class QAModel(nn.Module):
                                                        self._relation_reader(knowledge, relations))
         read = torch.stack(contexts, dim=1)  # [B, max_hops, d]: one call for every hop's stop
         stop_after = self.stop_head(torch.cat([fused.unsqueeze(1).expand_as(read), read], dim=-1)).squeeze(-1)
-        hop_probs = torch.softmax(torch.cat([self.stop_zero(fused), stop_after], dim=-1), dim=-1)
+        hop_probs = torch.softmax(torch.cat([self.stop_zero(fused), stop_after], dim=-1), dim=-1).float()
+        # the sparse propagation sums in float32 whatever precision the dense part ran in (bf16
+        # under mixed precision): scores are products of a few probabilities, summed over edges
+        relation_probs = [p.float() for p in relation_probs]
         type_logits = None
         if self.config.answer_types and knowledge.node_type is not None and knowledge.type_text is not None:
             keys = self._constant("type_keys", knowledge, lambda: self.type_key(knowledge.type_text.float()))

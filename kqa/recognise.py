@@ -217,9 +217,10 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
     recogniser = build_recogniser(encoder, len(nodes), config)
     if recogniser is None:
         return None
-    from kqa.device import default_device
+    from kqa.device import autocast, default_device
 
-    recogniser.to(default_device())
+    logits_device = default_device()
+    recogniser.to(logits_device)
     started = time.perf_counter()
     row_of = {n: i for i, n in enumerate(nodes)}
     positives = torch.zeros(len(nodes), len(nodes), dtype=torch.bool)
@@ -263,7 +264,8 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
             batch = frozen[index]
             if epoch > 1:  # the stored photos again, each moved and rescaled a little
                 batch = _shift_scale(batch)
-            logits = recogniser.logits(recogniser.embed_frozen(batch))
+            with autocast(logits_device):
+                logits = recogniser.logits(recogniser.embed_frozen(batch)).float()
             wanted = positives[labels[index]].to(logits.device)
             loss = (torch.logsumexp(logits, -1)
                     - torch.logsumexp(logits.masked_fill(~wanted, -1e4), -1)).mean()
@@ -328,9 +330,10 @@ def reuse_recogniser(graph: KGraph, encoder: Encoder, folder: Any
     prefix = "recogniser."
     recogniser.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
     recogniser.entity_nodes.copy_(rows)
-    from kqa.device import default_device
+    from kqa.device import autocast, default_device
 
-    recogniser.to(default_device()).eval()  # where train_recogniser leaves its own
+    logits_device = default_device()
+    recogniser.to(logits_device).eval()  # where train_recogniser leaves its own
     report = RecogniseReport(len(rows), saved.get("views", 0), saved.get("seconds", 0.0),
                              saved.get("val_accuracy", 0.0), saved.get("history", []), str(folder))
     return recogniser, rows.tolist(), report

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kqa.device import autocast
 from kqa.encode import TextEncoder
 from kqa.errors import KqaError
 from kqa.graph import KGraph
@@ -186,14 +187,15 @@ def answer_targets(examples: Sequence[Example], num_nodes: int, device: torch.de
 
 def losses(model: QAModel, out: Any, examples: Sequence[Example], targets: torch.Tensor,
            lam: float, node_type: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """L = L_answer + λ·(L_mention + L_align + L_type)."""
-    scores = out.scores.clamp(1e-6, 1 - 1e-6)
+    """L = L_answer + λ·(L_mention + L_align + L_type), in float32 whatever precision the
+    forward pass ran in (under bf16, ``1 − 1e-6`` rounds to 1 and the log to −∞)."""
+    scores = out.scores.float().clamp(1e-6, 1 - 1e-6)
     answer = -(targets * scores.log() + (1 - targets) * (1 - scores).log()).sum(1).mean()
     other = torch.zeros((), device=scores.device)
     parts = {"answer": answer}
     labelled = [i for i, e in enumerate(examples) if e.token_labels is not None and e.token_labels.sum() > 0]
     if labelled:
-        logits = out.mention_logits[labelled]
+        logits = out.mention_logits[labelled].float()
         labels = torch.zeros_like(logits)
         mask = torch.zeros_like(logits, dtype=torch.bool)
         for row, i in enumerate(labelled):
@@ -211,11 +213,11 @@ def losses(model: QAModel, out: Any, examples: Sequence[Example], targets: torch
         if rows:
             idx = torch.tensor([r[0] for r in rows], device=scores.device)
             target = torch.tensor([r[1] for r in rows], device=scores.device)
-            align = nn.functional.cross_entropy(out.image_logits[idx], target)
+            align = nn.functional.cross_entropy(out.image_logits[idx].float(), target)
             parts["align"] = align
             other = other + align
     if out.type_logits is not None and node_type is not None:
-        answer_type = _answer_type_loss(out.type_logits, examples, node_type)
+        answer_type = _answer_type_loss(out.type_logits.float(), examples, node_type)
         if answer_type is not None:
             parts["type"] = answer_type
             other = other + answer_type
@@ -332,7 +334,8 @@ class Trainer:
             for start in range(0, len(order), cfg.batch_size):
                 chunk = order[start:start + cfg.batch_size]
                 batch = collate(chunk, self.device, image_dim)
-                out = self.model(batch, self.knowledge, self.propagator)
+                with autocast(self.device):
+                    out = self.model(batch, self.knowledge, self.propagator)
                 targets = answer_targets(chunk, self.propagator.num_nodes, self.device)
                 parts = losses(self.model, out, chunk, targets, cfg.lam, self.knowledge.node_type)
                 optimizer.zero_grad(set_to_none=True)

@@ -353,3 +353,31 @@ def test_deterministic_training_runs_on_one_thread_and_gives_the_threads_back(
     except (Stop, SystemExit):
         pass
     assert seen == [1, 2, 1] and torch.get_num_threads() == 2
+
+
+def test_mixed_precision_training_learns(home: dict[str, Path], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training's forward passes run under bf16 autocast on CUDA (:func:`kqa.device.autocast`);
+    ``KQA_AUTOCAST=cpu`` runs that path here: the sparse propagation must take the half-width
+    activations, the model must still learn, and the saved weights stay float32."""
+    from safetensors.torch import load_file
+
+    from kqa.model import QAModel
+
+    monkeypatch.setenv("KQA_AUTOCAST", "cpu")
+    forward, seen = QAModel.forward, []
+
+    def recording(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(QAModel, "forward", recording)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        report = kqa.train("films", [home["train"]], out=tmp_path / "bf16", epochs=15, seed=0, patience=4)
+    finally:
+        torch.set_num_threads(threads)
+    assert any(seen) and report.val_hits1 >= 0.8
+    weights = load_file(str(Path(report.model_dir) / "model.safetensors"))
+    assert {w.dtype for w in weights.values()} == {torch.float32}

@@ -216,4 +216,8 @@ def _the_entity_a_question_in_words_names_is_no_confident_answer(answerer, photo
     assert in_words.answers[0].score > 0.3 and in_words.confidence == pytest.approx(0.0, abs=1e-6)
     assert "the entity the question names" in in_words.message
     pictured = answerer.ask("which country is this", image=photo)
-    assert pictured.answers[0].hop == 0 and pictured.confidence > 0.3 and not pictured.message
+    # the recognition's own probability, whatever it is: this tiny model's for this photo was
+    # 0.69 trained on the CPU, 0.25 under bf16 autocast and 0.12 trained on an H200 (top-1 each time)
+    assert pictured.answers[0].hop == 0 and pictured.answers[0].name == "Land C"
+    assert pictured.confidence == pytest.approx(pictured.answers[0].score) and pictured.confidence > 0.05
+    assert "the entity the question names" not in pictured.message
