@@ -57,9 +57,9 @@ def split_files(metaqa: Path, out: Path, fraction: float, seed: int) -> dict[str
 
 def latency(kg: str, model: Path, questions: list[str]) -> tuple[float, float]:
     """(ask p50, bare encode p50) in ms over the same questions, both warm."""
-    from kqa.answer import load_answerer
-
     import torch
+
+    from kqa.answer import load_answerer
 
     answerer = load_answerer(kg, model)
     for q in questions[:5]:

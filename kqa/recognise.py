@@ -330,10 +330,9 @@ def reuse_recogniser(graph: KGraph, encoder: Encoder, folder: Any
     prefix = "recogniser."
     recogniser.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
     recogniser.entity_nodes.copy_(rows)
-    from kqa.device import autocast, default_device
+    from kqa.device import default_device
 
-    logits_device = default_device()
-    recogniser.to(logits_device).eval()  # where train_recogniser leaves its own
+    recogniser.to(default_device()).eval()  # where train_recogniser leaves its own
     report = RecogniseReport(len(rows), saved.get("views", 0), saved.get("seconds", 0.0),
                              saved.get("val_accuracy", 0.0), saved.get("history", []), str(folder))
     return recogniser, rows.tolist(), report
