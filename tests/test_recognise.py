@@ -149,6 +149,13 @@ def test_tower_frozen_layers_then_trainable_ones_equal_the_whole_network() -> No
         split = tower.trainable(frozen)
     assert torch.allclose(whole, split, atol=2e-2, rtol=1e-2)
     assert frozen.numel() * frozen.element_size() < images.numel() * 4  # smaller than float pixels
+    # what trains: the later blocks' pointwise convolutions, norms and the head, not their
+    # depthwise filters (whose weight gradients cost a quarter of a CPU training step)
+    trainable = {name for name, p in tower.named_parameters() if p.requires_grad}
+    depthwise = [name for name, m in tower.named_modules()
+                 if isinstance(m, torch.nn.Conv2d) and m.groups > 1 and name.startswith("net._blocks.")]
+    assert depthwise and not any(f"{name}.weight" in trainable for name in depthwise)
+    assert any(".blocks" in name or "_blocks" in name for name in trainable) and "net._conv_head.weight" in trainable
 
 
 def test_the_views_of_a_picture_vote_by_mean_probability() -> None:

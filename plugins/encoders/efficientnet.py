@@ -73,7 +73,7 @@ class EfficientNetLite0(Encoder):
 
 class EfficientNetTower(ImageTower):
     """A copy of the network whose stem and first blocks stay frozen while the later blocks
-    and the head train."""
+    and the head train, all but their depthwise (per-channel 5 × 5) filters."""
 
     dim = 1280
 
@@ -82,6 +82,13 @@ class EfficientNetTower(ImageTower):
         self.net = copy.deepcopy(net).to("cpu", memory_format=LAYOUT)
         for module in self._frozen():
             module.requires_grad_(False)
+        # The depthwise filters' weight gradients were a quarter of a training step on the CPU
+        # (their backward is the slowest convolution there) for 3 % of the weights: kept as
+        # ImageNet trained them, the countries recogniser trained in 423 s instead of 533 s and
+        # named 95.2 % of its held-out photos against 95.0 % (same seed).
+        for module in self.net._blocks[FROZEN_BLOCKS:].modules():
+            if isinstance(module, torch.nn.Conv2d) and module.groups > 1:
+                module.weight.requires_grad_(False)
 
     def _frozen(self) -> list[torch.nn.Module]:
         return [self.net._conv_stem, self.net._bn0, *self.net._blocks[:FROZEN_BLOCKS]]
