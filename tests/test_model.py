@@ -241,6 +241,27 @@ def test_answer_type_moves_the_last_hops_relation_to_one_leading_to_that_type() 
     assert torch.allclose(two_hops[0], reader[0]) and two_hops[1][0, 1] > 0.9
 
 
+def test_a_near_certain_answer_type_ranks_answers_of_other_types_below() -> None:
+    """Nodes 0–1 are currencies, 2–3 languages. The reader's hop reached a currency first; a
+    type head near-certain the question asks for a language puts the language first. An unsure
+    head, or one whose type no reached answer has, leaves the ranking to the reader."""
+    from kqa.model import SURE_TYPE, _typed_answers
+
+    node_type = torch.tensor([0, 0, 1, 1])
+    scores = torch.tensor([[0.9, 0.0, 0.08, 0.0]])
+    sure = torch.tensor([[0.0, 9.0]])  # language at 0.9999
+    assert torch.softmax(sure, -1)[0, 1] >= SURE_TYPE
+    typed = _typed_answers(scores, sure, node_type)
+    assert int(typed.argmax()) == 2 and typed[0, 2] == pytest.approx(0.08) and typed[0, 0] < 0.01
+    unsure = torch.tensor([[0.0, 2.0]])  # language at 0.88
+    assert torch.equal(_typed_answers(scores, unsure, node_type), scores)
+    none_of_it = torch.tensor([[0.9, 0.5, 0.0, 0.0]])
+    assert torch.equal(_typed_answers(none_of_it, sure, node_type), none_of_it)
+    both = torch.cat([scores, scores])  # per question
+    mixed = _typed_answers(both, torch.cat([sure, unsure]), node_type)
+    assert int(mixed[0].argmax()) == 2 and torch.equal(mixed[1], scores[0])
+
+
 def test_answer_types_are_read_by_name_and_skipped_for_untyped_kgs(home: dict[str, Path]) -> None:
     from kqa.answer import answer_type_names, type_name
 
