@@ -314,7 +314,8 @@ def _typed_answers(scores: torch.Tensor, type_logits: torch.Tensor, node_type: t
     templates ask; read as the currency at 0.92 even after :func:`_typed_relations`'s vote),
     while the type head, reading the whole sentence, is sure it asks for a language (0.9993).
     Where the head is unsure the reader decides: the head confuses a region with a subregion
-    ("what part of the continent is X in": region at 0.52–0.83, the reader right), and
+    ("what part of the continent is X in": region at 0.52–0.83 in one model, the reader right;
+    in another it crossed the line for two countries, and the rule cost those two), and
     weighing every answer by it unconditionally cost subregion questions 3–22 points."""
     probs = torch.softmax(type_logits.float(), dim=-1)
     top_prob, top = probs.max(dim=-1)

@@ -73,7 +73,7 @@ class EfficientNetLite0(Encoder):
 
 class EfficientNetTower(ImageTower):
     """A copy of the network whose stem and first blocks stay frozen while the later blocks
-    and the head train, all but their depthwise (per-channel 5 × 5) filters."""
+    and the head train, all but their depthwise (per-channel) filters."""
 
     dim = 1280
 
