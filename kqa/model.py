@@ -319,7 +319,7 @@ def _typed_answers(scores: torch.Tensor, type_logits: torch.Tensor, node_type: t
     weighing every answer by it unconditionally cost subregion questions 3–22 points."""
     probs = torch.softmax(type_logits.float(), dim=-1)
     top_prob, top = probs.max(dim=-1)
-    node_weight = type_weight(type_logits.float())[:, node_type]  # [B, N]
+    node_weight = (probs / top_prob.unsqueeze(1))[:, node_type]  # [B, N]: type_weight, from these probs
     of_type = node_type.unsqueeze(0) == top.unsqueeze(1)
     applies = (top_prob >= SURE_TYPE) & ((scores > 0) & of_type).any(dim=-1)
     return torch.where(applies.unsqueeze(1), scores * node_weight, scores)
