@@ -4,7 +4,7 @@
                                           [--epochs 12] [--home DIR] [--no-baseline]
                                           [--recognise-photos N] [--recognise-size PX]
                                           [--recognise-epochs N] [--recogniser-from MODEL]
-                                          [--models DIR]
+                                          [--models DIR] [--model DIR]
 
 Builds the pack, loads it, indexes it and trains one model per fusion strategy on questions
 generated from the KG (training templates, training distortion mix and backgrounds). The test
@@ -13,8 +13,9 @@ held-out distortion mix with background photos training never saw. Prints Hits@1
 kind (which country, capital, region, subregion, neighbours, neighbours' capitals, ...) for
 image questions and for text-only questions (entity named in the text, linked, no brackets),
 the same text questions with one typo each, the confidence on pictures that show no country,
-and the fact-search baseline on the text questions. Targets: image questions ≥ 95 % overall;
-text-only ≥ 98 %.
+and the fact-search baseline on the text questions. ``--model DIR`` evaluates a model trained
+before instead (the one ``make app`` trains: ``$KQA_HOME/models/countries``, with ``--home``).
+Targets: image questions ≥ 95 % overall; text-only ≥ 98 %.
 """
 
 from __future__ import annotations
@@ -97,6 +98,45 @@ def confidence_rows(answerer, test, text_kinds: list[str], per_kind: int = 300) 
              f"{roc_auc_score(right_a, confidence_a):.3f}" if 0 < right_a.sum() < len(right_a) else "-")]
 
 
+def evaluate(label: str, model: Path, test, image_kinds: list[str], text_kinds: list[str]  # type: ignore[no-untyped-def]
+             ) -> list[tuple[str, object]]:
+    """Rows of one trained model's figures on the test set: Hits@1 overall and per kind for
+    image and text-only questions, text with one typo each, and what its confidence tells."""
+    from kqa.answer import encode_images, load_answerer
+    from kqa.training import encode_examples
+
+    rows: list[tuple[str, object]] = []
+    answerer = load_answerer("countries", model)
+    asked = as_read(answerer, test)
+    encode_examples(asked, answerer.text)  # type: ignore[arg-type]
+    encode_images(asked, answerer.image_features)
+    result = answerer.evaluate(asked, gold_topics=False)
+    groups = result.per_group
+    image_n = sum(groups[k]["n"] for k in image_kinds if k in groups)
+    image_hits = sum(groups[k]["hits@1"] * groups[k]["n"] for k in image_kinds if k in groups)
+    text_n = sum(groups[k]["n"] for k in text_kinds if k in groups)
+    text_hits = sum(groups[k]["hits@1"] * groups[k]["n"] for k in text_kinds if k in groups)
+    image_score, text_score = image_hits / max(image_n, 1), text_hits / max(text_n, 1)
+    rows.append((f"[{label}] image questions Hits@1 (n={image_n})",
+                 f"{image_score * 100:.2f} ({'met' if image_score >= 0.95 else 'MISSED'} >= 95)"))
+    for kind in image_kinds:
+        if kind in groups:
+            rows.append((f"[{label}]   {KINDS.get(kind, kind)} (n={groups[kind]['n']})",
+                         f"{groups[kind]['hits@1'] * 100:.2f}"))
+    rows.append((f"[{label}] text-only questions Hits@1 (n={text_n})",
+                 f"{text_score * 100:.2f} ({'met' if text_score >= 0.98 else 'MISSED'} >= 98)"))
+    for kind in text_kinds:
+        if kind in groups:
+            rows.append((f"[{label}]   {kind} (n={groups[kind]['n']})", f"{groups[kind]['hits@1'] * 100:.2f}"))
+    slipped = as_read(answerer, with_typos([e for e in test if e.group in text_kinds]))
+    encode_examples(slipped, answerer.text)  # type: ignore[arg-type]
+    typo_result = answerer.evaluate(slipped, gold_topics=False)
+    rows.append((f"[{label}] text-only, one typo per question, Hits@1 (n={typo_result.n})",
+                 f"{typo_result.hits1 * 100:.2f}"))
+    rows.extend((f"[{label}] {k}", v) for k, v in confidence_rows(answerer, test, text_kinds))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
@@ -110,14 +150,14 @@ def main() -> None:
     parser.add_argument("--recogniser-from", help="Reuse this trained model's recogniser (answer-model "
                                                   "experiments without the slow part).")
     parser.add_argument("--models", help="Keep the trained models in this folder (default: a temporary one).")
+    parser.add_argument("--model", help="Evaluate this trained model (e.g. the set-up's, "
+                                        "$KQA_HOME/models/countries) instead of training per fusion.")
     args = parser.parse_args()
     rows = Rows()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["KQA_HOME"] = args.home or tmp
         import kqa
-        from kqa.answer import encode_images, load_answerer
         from kqa.generate import GenerateConfig, generated_examples
-        from kqa.training import encode_examples
 
         subprocess.run([sys.executable, str(REPO / "knowledge" / "countries" / "build.py")], check=True,
                        capture_output=True)
@@ -134,7 +174,9 @@ def main() -> None:
         rows.append(("test questions (image / text / no-entity pictures)",
                      f"{sum(e.group in image_kinds for e in test)} / {sum(e.group in text_kinds for e in test)} / "
                      f"{sum(e.group == 'no entity' for e in test)}"))
-        for fusion in args.fusions.split(","):
+        if args.model:
+            rows.extend(evaluate(Path(args.model).name, Path(args.model), test, image_kinds, text_kinds))
+        for fusion in ([] if args.model else args.fusions.split(",")):
             out = Path(args.models or Path(tmp) / "models") / f"countries-{fusion}"
             start = time.perf_counter()
             recognise = {k: v for k, v in (("views_per_entity", args.recognise_photos),
@@ -149,34 +191,7 @@ def main() -> None:
                 rows.append((f"[{fusion}] recogniser: seconds, photos, held-out top-1 (look-alikes count)",
                              f"{recogniser['seconds']:.0f}, {recogniser['views']}, "
                              f"{recogniser['val_accuracy'] * 100:.2f}{reused}"))
-            answerer = load_answerer("countries", out)
-            asked = as_read(answerer, test)
-            encode_examples(asked, answerer.text)  # type: ignore[arg-type]
-            encode_images(asked, answerer.image_features)
-            result = answerer.evaluate(asked, gold_topics=False)
-            groups = result.per_group
-            image_n = sum(groups[k]["n"] for k in image_kinds if k in groups)
-            image_hits = sum(groups[k]["hits@1"] * groups[k]["n"] for k in image_kinds if k in groups)
-            text_n = sum(groups[k]["n"] for k in text_kinds if k in groups)
-            text_hits = sum(groups[k]["hits@1"] * groups[k]["n"] for k in text_kinds if k in groups)
-            image_score, text_score = image_hits / max(image_n, 1), text_hits / max(text_n, 1)
-            rows.append((f"[{fusion}] image questions Hits@1 (n={image_n})",
-                         f"{image_score * 100:.2f} ({'met' if image_score >= 0.95 else 'MISSED'} >= 95)"))
-            for kind in image_kinds:
-                if kind in groups:
-                    rows.append((f"[{fusion}]   {KINDS.get(kind, kind)} (n={groups[kind]['n']})",
-                                 f"{groups[kind]['hits@1'] * 100:.2f}"))
-            rows.append((f"[{fusion}] text-only questions Hits@1 (n={text_n})",
-                         f"{text_score * 100:.2f} ({'met' if text_score >= 0.98 else 'MISSED'} >= 98)"))
-            for kind in text_kinds:
-                if kind in groups:
-                    rows.append((f"[{fusion}]   {kind} (n={groups[kind]['n']})", f"{groups[kind]['hits@1'] * 100:.2f}"))
-            slipped = as_read(answerer, with_typos([e for e in test if e.group in text_kinds]))
-            encode_examples(slipped, answerer.text)  # type: ignore[arg-type]
-            typo_result = answerer.evaluate(slipped, gold_topics=False)
-            rows.append((f"[{fusion}] text-only, one typo per question, Hits@1 (n={typo_result.n})",
-                         f"{typo_result.hits1 * 100:.2f}"))
-            rows.extend((f"[{fusion}] {k}", v) for k, v in confidence_rows(answerer, test, text_kinds))
+            rows.extend(evaluate(fusion, out, test, image_kinds, text_kinds))
         if not args.no_baseline:
             from _baseline import FactSearch, hits_at_1
             from kqa.graph import load_graph
