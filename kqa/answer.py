@@ -457,6 +457,12 @@ class Answerer:
             message = (f"Low confidence ({confidence:.2f}): the best answer is of type "
                        f"'{self.type_names[best_type]}', but the question seems to ask for '{asked}': "  # type: ignore[index]
                        f"check the evidence.")
+        elif confidence < LOW_CONFIDENCE and (overruled := self._overruled(out, answers[0].node)) is not None:
+            asked = self.type_names[int(type_logits.argmax())]  # type: ignore[union-attr]
+            read = self.type_names[int(self.knowledge.node_type[overruled])]  # type: ignore[index]
+            message = (f"Low confidence ({confidence:.2f}): the wording reads most like a question whose "
+                       f"answer is a '{read}' ({self.graph.label(overruled)}), but it seems to ask for a "
+                       f"'{asked}': answers of that type come first; check the evidence.")
         elif confidence < LOW_CONFIDENCE:
             message = (f"Low confidence ({confidence:.2f}): the question or image may not be about "
                        f"anything in this KG.")
@@ -476,6 +482,19 @@ class Answerer:
                             {k: round(v, 4) for k, v in modalities.items()}, round(float(out.text_gate[0]), 4),
                             relations, [round(p, 4) for p in hop_probs], message, seconds, answer_type,
                             None if familiar is None else round(familiar, 4))
+
+    def _overruled(self, out: Any, best: int) -> int | None:
+        """The answer the reading of the words put first (relations and hop count, before the
+        answer-type head reweighed hops and answers) where the type head put ``best``, an answer
+        of another type, first; None where it did not."""
+        untyped = out.extras.get("untyped_scores")
+        if untyped is None:
+            return None
+        _, nodes = top_reached(untyped[0], out.hops, 1)
+        node_type = self.knowledge.node_type
+        if not nodes or node_type is None or node_type[nodes[0]] == node_type[best]:
+            return None  # the same type: the hop count moved, not the type asked for
+        return nodes[0]
 
     def _slot_label(self, slot: int) -> str:
         count = self.graph.num_relations

@@ -257,21 +257,32 @@ class QAModel(nn.Module):
         # the sparse propagation sums in float32 whatever precision the dense part ran in (bf16
         # under mixed precision): scores are products of a few probabilities, summed over edges
         relation_probs = [p.float() for p in relation_probs]
-        type_logits = None
-        if self.config.answer_types and knowledge.node_type is not None and knowledge.type_text is not None:
-            keys = self._constant("type_keys", knowledge, lambda: self.type_key(knowledge.type_text.float()))
-            type_logits = self.type_query(fused) @ keys.T / math.sqrt(keys.shape[-1])
-            if self.config.typed_relations and not self.training and knowledge.slot_types is not None:
-                relation_probs = _typed_relations(relation_probs, hop_probs, type_logits, knowledge.slot_types)
+        type_logits = self._type_logits(fused, knowledge)
+        if type_logits is not None and self.config.typed_relations and not self.training \
+                and knowledge.slot_types is not None:
+            relation_probs = _typed_relations(relation_probs, hop_probs, type_logits, knowledge.slot_types)
         # answering follows the relations the frontier has; training, the reader's own reading
         hops, relation_probs = propagator.run(start, relation_probs, applicable=not self.training)
+        extras: dict[str, Any] = {}
         if type_logits is not None:
+            if self.config.typed_relations and not self.training:
+                # what the words alone rank first, so that an answer the type head put above
+                # it can say what the wording was read as
+                extras["untyped_scores"] = propagator.combine(hops, hop_probs, size)
             hop_probs = _typed_hops(hop_probs, hops, type_logits, knowledge.node_type)
         scores = propagator.combine(hops, hop_probs, size)
         if type_logits is not None and self.config.typed_relations and not self.training:
             scores = _typed_answers(scores, type_logits, knowledge.node_type)
         return Output(scores, relation_probs, hop_probs, hops, mention_logits, shares, gate,
-                      image_logits, image_nodes, type_logits)
+                      image_logits, image_nodes, type_logits, extras)
+
+    def _type_logits(self, fused: torch.Tensor, knowledge: KnowledgeTensors) -> torch.Tensor | None:
+        """[B, K] the answer type each question asks for, read from the fused question against
+        the type names; None for a model without the head or a KG with one type."""
+        if not self.config.answer_types or knowledge.node_type is None or knowledge.type_text is None:
+            return None
+        keys = self._constant("type_keys", knowledge, lambda: self.type_key(knowledge.type_text.float()))
+        return self.type_query(fused) @ keys.T / math.sqrt(keys.shape[-1])
 
     def _hop_relations(self, fused: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
                        reader: tuple[torch.Tensor, torch.Tensor]

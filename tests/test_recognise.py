@@ -118,6 +118,7 @@ def test_model_with_a_recogniser_round_trips_and_answers_about_a_photo(lands: Pa
     linked = kqa.link_entities("flags", "which country is this", image=photo)
     assert linked.image_candidates[0].name == "Land C"  # linking uses the model's recogniser
     _an_answer_of_another_type_than_asked_is_not_confident(answerer, monkeypatch)
+    _an_answer_put_first_by_its_type_says_what_the_wording_read_as(answerer, monkeypatch)
     _the_entity_a_question_in_words_names_is_no_confident_answer(answerer, photo, monkeypatch)
 
     # another answer model (another fusion) reuses the trained recogniser as it is
@@ -201,6 +202,28 @@ def _an_answer_of_another_type_than_asked_is_not_confident(answerer, monkeypatch
     assert result.answers[0].name == best.name and result.answers[0].score == pytest.approx(best.score)
     assert result.confidence == pytest.approx(best.score * math.exp(-12.0), rel=1e-3)
     assert "type 'city'" in result.message and "ask for 'country'" in result.message
+
+
+def _an_answer_put_first_by_its_type_says_what_the_wording_read_as(answerer,  # type: ignore[no-untyped-def]
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer-type head near-certain that a capital question asks for a country: the one
+    country reached (the topic, hop 0) goes above the capital the words were read as asking
+    for, with a low confidence, and the message names what the wording was read as."""
+    question = "what is the capital of Land C"
+    capital = answerer.ask(question).answers[0]
+    country = answerer.type_names.index("country")
+
+    def asks_for_a_country(fused, knowledge):  # type: ignore[no-untyped-def]
+        logits = torch.full((fused.shape[0], len(answerer.type_names)), -6.0)
+        logits[:, country] = 6.0
+        return logits
+
+    with monkeypatch.context() as patch:
+        patch.setattr(answerer.model, "_type_logits", asks_for_a_country)
+        result = answerer.ask(question)
+    assert result.answers[0].name == "Land C" and result.confidence < 0.3
+    assert f"answer is a 'city' ({capital.name})" in result.message
+    assert "ask for a 'country'" in result.message
 
 
 def _the_entity_a_question_in_words_names_is_no_confident_answer(answerer, photo,  # type: ignore[no-untyped-def]
