@@ -484,9 +484,9 @@ class Answerer:
                             None if familiar is None else round(familiar, 4))
 
     def _overruled(self, out: Any, best: int) -> int | None:
-        """The answer the reading of the words put first (relations and hop count, before the
-        answer-type head reweighed hops and answers) where the type head put ``best``, an answer
-        of another type, first; None where it did not."""
+        """The answer ranked first before the answer-type head reweighed the hop counts and the
+        answers (:func:`kqa.model._typed_hops`, :func:`kqa.model._typed_answers`), where that
+        put ``best``, an answer of another type, first; None where it did not."""
         untyped = out.extras.get("untyped_scores")
         if untyped is None:
             return None
