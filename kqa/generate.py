@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from kqa.graph import ENTITY, KGraph, load_graph
-from kqa.link import AliasTable, alias_key, join_compounds
+from kqa.link import AliasTable, alias_key, join_compounds, spoken
 from kqa.recognise import lookalikes
 from kqa.store import Store
 from kqa.training import Example
@@ -400,10 +400,12 @@ class Generator:
                        mention_spans=[(start, start + len(name))], group=f"text:{kind}")
 
     def _name(self, node: int) -> str:
+        """How a question names ``node``: mostly its name, sometimes an alias, written as people
+        write them (:func:`kqa.link.spoken`)."""
         aliases = self.graph.aliases[node]
         if aliases and self.rng.random() < 0.15:
-            return aliases[int(self.rng.integers(len(aliases)))]
-        return self.graph.node_names[node]
+            return spoken(aliases[int(self.rng.integers(len(aliases)))])
+        return spoken(self.graph.node_names[node])
 
 
 def generated_examples(kg_name: str, config: GenerateConfig | None = None) -> list[Example]:

@@ -22,7 +22,9 @@ import numpy as np
 
 from kqa.graph import ENTITY, KGraph, load_graph
 
-TOKEN = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
+# words; an underscore separates two, as in identifiers used as names ("disease_or_syndrome",
+# "Barack_Obama"), which people write with spaces
+TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 BRACKET = re.compile(r"\[([^\[\]]+)\]")
 MAX_NGRAM = 12
 
@@ -45,6 +47,14 @@ def overlaps(span: tuple[int, int], spans: Sequence[tuple[int, int]]) -> bool:
 
 def alias_key(text: str) -> str:
     return " ".join(t for _s, _e, t in tokens(text))
+
+
+def spoken(name: str) -> str:
+    """A name as people write it: an identifier's underscores are spaces ("disease or
+    syndrome" for ``disease_or_syndrome``); names with a space already are left as they are."""
+    if "_" not in name or " " in name:
+        return name
+    return " ".join(part for part in name.split("_") if part) or name
 
 
 def strip_brackets(question: str) -> tuple[str, list[tuple[int, int]]]:

@@ -260,3 +260,17 @@ def test_generated_questions_read_hyphenated_schema_words_as_ask_does(lands: Pat
     assert {"capital", "borders", "country"} <= load_graph("lands").schema_words
     texts = _capital_questions(lands, "lands3", "what is the capi-tal of {x}", "text:capital")
     assert texts and all(t.startswith("what is the capital of Land ") for t in texts), texts
+
+
+def test_identifier_names_are_asked_about_as_people_write_them(tmp_path: Path) -> None:
+    """A KG whose names are identifiers ("disease_or_syndrome"): generated questions write them
+    with spaces, and the mention span covers the written name."""
+    path = tmp_path / "kb.tsv"
+    path.write_text("virus\tcauses\tdisease_or_syndrome\nbacterium\tcauses\tdisease_or_syndrome\n", encoding="utf-8")
+    kqa.load_kg(path, "umlsish")
+    examples = generated_examples("umlsish", GenerateConfig(seed=0, negatives=0.0))
+    about = [e for e in examples if "syndrome" in e.text]
+    assert about and all("disease or syndrome" in e.text and "_" not in e.text for e in about)
+    for e in about:
+        start, end = e.mention_spans[0]
+        assert e.text[start:end] == "disease or syndrome"

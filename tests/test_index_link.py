@@ -342,3 +342,17 @@ def test_a_qualified_name_is_also_known_without_its_qualifier() -> None:
     assert linker.link("what is the capital of Sint Maarten").candidates[0].name == "Sint Maarten (Dutch part)"
     assert "leone" not in linker.aliases.table
     assert linker.aliases.table["us dollar"] == [4]
+
+
+def test_an_identifier_used_as_a_name_links_as_people_write_it() -> None:
+    """KGs built from identifiers (UMLS's "disease_or_syndrome", DBpedia's "Barack_Obama") name
+    entities with underscores; people type spaces. Both spellings link."""
+    from kqa.link import spoken
+
+    linker = _name_linker(["disease_or_syndrome", "virus", "Barack_Obama", "snake_case_thing_"])
+    for question, name in (("what causes disease or syndrome", "disease_or_syndrome"),
+                           ("what causes disease_or_syndrome", "disease_or_syndrome"),
+                           ("where was Barack Obama born", "Barack_Obama")):
+        assert linker.link(question).candidates[0].name == name, question
+    assert spoken("Barack_Obama") == "Barack Obama" and spoken("snake_case_thing_") == "snake case thing"
+    assert spoken("New_York City") == "New_York City"  # a name with spaces is written as given
