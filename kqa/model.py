@@ -266,8 +266,8 @@ class QAModel(nn.Module):
         extras: dict[str, Any] = {}
         if type_logits is not None:
             if self.config.typed_relations and not self.training:
-                # what the words alone rank first, so that an answer the type head put above
-                # it can say what the wording was read as
+                # the ranking before the type head reweighs hop counts and answers, so that an
+                # answer it puts above another type's can say what the wording was read as
                 extras["untyped_scores"] = propagator.combine(hops, hop_probs, size)
             hop_probs = _typed_hops(hop_probs, hops, type_logits, knowledge.node_type)
         scores = propagator.combine(hops, hop_probs, size)
