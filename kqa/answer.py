@@ -487,10 +487,10 @@ class Answerer:
         """The answer ranked first before the answer-type head reweighed the hop counts and the
         answers (:func:`kqa.model._typed_hops`, :func:`kqa.model._typed_answers`), where that
         put ``best``, an answer of another type, first; None where it did not."""
-        untyped = out.extras.get("untyped_scores")
+        untyped = out.extras.get("untyped_hop_probs")
         if untyped is None:
             return None
-        _, nodes = top_reached(untyped[0], out.hops, 1)
+        _, nodes = top_reached(self.propagator.combine(out.hops, untyped[:1], 1)[0], out.hops, 1)
         node_type = self.knowledge.node_type
         if not nodes or node_type is None or node_type[nodes[0]] == node_type[best]:
             return None  # the same type: the hop count moved, not the type asked for

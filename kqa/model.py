@@ -258,20 +258,20 @@ class QAModel(nn.Module):
         # under mixed precision): scores are products of a few probabilities, summed over edges
         relation_probs = [p.float() for p in relation_probs]
         type_logits = self._type_logits(fused, knowledge)
-        if type_logits is not None and self.config.typed_relations and not self.training \
-                and knowledge.slot_types is not None:
+        typed_answering = type_logits is not None and self.config.typed_relations and not self.training
+        if typed_answering and knowledge.slot_types is not None:
             relation_probs = _typed_relations(relation_probs, hop_probs, type_logits, knowledge.slot_types)
         # answering follows the relations the frontier has; training, the reader's own reading
         hops, relation_probs = propagator.run(start, relation_probs, applicable=not self.training)
         extras: dict[str, Any] = {}
         if type_logits is not None:
-            if self.config.typed_relations and not self.training:
-                # the ranking before the type head reweighs hop counts and answers, so that an
-                # answer it puts above another type's can say what the wording was read as
-                extras["untyped_scores"] = propagator.combine(hops, hop_probs, size)
+            if typed_answering:
+                # the hop counts before the type head reweighs them: an answer it puts above
+                # another type's can then say what the wording was read as
+                extras["untyped_hop_probs"] = hop_probs
             hop_probs = _typed_hops(hop_probs, hops, type_logits, knowledge.node_type)
         scores = propagator.combine(hops, hop_probs, size)
-        if type_logits is not None and self.config.typed_relations and not self.training:
+        if typed_answering:
             scores = _typed_answers(scores, type_logits, knowledge.node_type)
         return Output(scores, relation_probs, hop_probs, hops, mention_logits, shares, gate,
                       image_logits, image_nodes, type_logits, extras)
