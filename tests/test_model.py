@@ -380,16 +380,19 @@ def test_mixed_precision_training_learns(home: dict[str, Path], tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Training's forward passes run under bf16 autocast on CUDA (:func:`kqa.device.autocast`);
     ``KQA_AUTOCAST=cpu`` runs that path here: the sparse propagation must take the half-width
-    activations, the model must still learn, and the saved weights stay float32."""
+    activations, the model must still learn, and the saved weights stay float32. On a CUDA
+    machine training runs there, so the recorded autocast is CUDA's."""
     from safetensors.torch import load_file
 
+    from kqa.device import default_device
     from kqa.model import QAModel
 
-    monkeypatch.setenv("KQA_AUTOCAST", "cpu")
+    device = default_device().type
+    monkeypatch.setenv("KQA_AUTOCAST", device)
     forward, seen = QAModel.forward, []
 
     def recording(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append(torch.is_autocast_enabled("cpu"))
+        seen.append(torch.is_autocast_enabled(device))
         return forward(self, *args, **kwargs)
 
     monkeypatch.setattr(QAModel, "forward", recording)

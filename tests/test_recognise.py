@@ -214,7 +214,7 @@ def _an_answer_put_first_by_its_type_says_what_the_wording_read_as(answerer,  # 
     country = answerer.type_names.index("country")
 
     def asks_for_a_country(fused, knowledge):  # type: ignore[no-untyped-def]
-        logits = torch.full((fused.shape[0], len(answerer.type_names)), -6.0)
+        logits = torch.full((fused.shape[0], len(answerer.type_names)), -6.0, device=fused.device)
         logits[:, country] = 6.0
         return logits
 
