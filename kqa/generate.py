@@ -16,6 +16,7 @@ import hashlib
 import re
 import string
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from kqa.graph import ENTITY, KGraph, load_graph
 from kqa.link import AliasTable, alias_key, join_compounds, spoken
 from kqa.recognise import lookalikes
+from kqa.retrieve import default_hub_degree
 from kqa.store import Store
 from kqa.training import Example
 
@@ -32,7 +34,8 @@ GENERIC_IDENTITY = ["which {type} is this", "what {type} is shown here", "name t
 GENERIC_ASK = ["what is the {rel} of {x}", "what {rel} does {x} have", "tell me the {rel} of {x}",
                "{x}: which {rel}", "!what's the {rel} of {x}"]
 GENERIC_NOUN = ["the {rel} of {x}"]
-GENERIC_INVERSE = ["what is {inv} {x}", "which {type} is {inv} {x}", "!name what is {inv} {x}"]
+PREPOSITIONS = frozenset({"about", "after", "as", "at", "by", "for", "from", "in", "into", "of", "on", "to",
+                          "with"})
 AUXILIARIES = {"is", "are", "was", "were", "does", "do", "did", "has", "have", "can", "will"}
 TYPO_WORD = re.compile(r"\{[^}]*\}|[A-Za-z]{4,}")  # placeholders are matched to be skipped
 
@@ -154,6 +157,58 @@ def _inverted(words: list[str]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Phrasing:
+    """Generic wordings of a relation read one way, for a KG without templates: questions
+    (``{x}`` the entity asked about, ``{type}`` the answers' type) and noun phrases for the
+    answers, which two-hop questions are composed with (``{type}``: the type of those answers)."""
+    ask: list[str]
+    noun: list[str]
+
+
+def generic_phrasing(label: str, inverse: bool = False) -> Phrasing:
+    """Wordings of a relation named ``label``, read from subject to object or, ``inverse``,
+    back, by how the name reads: a phrase ending in a preposition ("discovered by": "what is
+    {x} discovered by", back "what is discovered by {x}"), "has" and a noun ("has genre":
+    "what genre does {x} have"), one word that may be a verb or a plural noun ("orbits":
+    "what does {x} orbit", back "what orbits {x}", and the noun's wordings too), or a noun
+    ("capital": "what is the capital of {x}", back "which {type} has {x} as its capital").
+    Before, a relation named "orbits" was asked about as "what is the orbits of {x}" and
+    backwards as "what is orbits (inverse) {x}": wordings nobody types, so a model trained on
+    them read people's questions about a new KG poorly."""
+    words = label.split()
+    if words and words[-1] in PREPOSITIONS:
+        if inverse:
+            return Phrasing([f"what is {label} {{x}}", f"which {{type}} is {label} {{x}}",
+                             f"!name the {{type}} {label} {{x}}"], [f"the {{type}} {label} {{x}}"])
+        return Phrasing([f"what is {{x}} {label}", f"which {{type}} is {{x}} {label}", f"{{x}} is {label} what",
+                         f"!what {{type}} is {{x}} {label}"],
+                        [f"the {{type}} {{x}} is {label}", f"the {{type}} that {{x}} is {label}"])
+    if len(words) > 1 and words[0] in ("has", "have"):
+        rest = " ".join(words[1:])
+        if inverse:
+            return Phrasing([f"which {{type}} has {rest} {{x}}", f"what has {rest} {{x}}",
+                             f"!name the {{type}} with {rest} {{x}}"], [f"the {{type}} with {rest} {{x}}"])
+        return Phrasing([f"what {rest} does {{x}} have", f"which {rest} does {{x}} have",
+                         f"!what is the {rest} of {{x}}"], [f"the {rest} of {{x}}"])
+    if inverse:
+        noun = Phrasing([f"which {{type}} has {{x}} as its {label}", f"what has the {label} {{x}}",
+                         f"!which {{type}} has the {label} {{x}}"], [f"the {{type}} whose {label} is {{x}}"])
+    else:
+        noun = Phrasing([g.replace("{rel}", label) for g in GENERIC_ASK],
+                        [g.replace("{rel}", label) for g in GENERIC_NOUN])
+    base = _plural_verb(label)
+    if len(words) != 1 or base == label:
+        return noun
+    if inverse:
+        verb = Phrasing([f"what {label} {{x}}", f"which {{type}} {label} {{x}}",
+                         f"!name the {{type}} that {label} {{x}}"], [f"the {{type}} that {label} {{x}}"])
+    else:
+        verb = Phrasing([f"what does {{x}} {base}", f"which {{type}} does {{x}} {base}",
+                         f"!what {{type}} does {{x}} {base}"], [f"the {{type}} {{x}} {label}"])
+    return Phrasing(verb.ask + noun.ask, verb.noun + noun.noun)
+
+
 @dataclass
 class GenerateConfig:
     seed: int = 0
@@ -238,19 +293,27 @@ class Generator:
         kind = self._type(node)
         return self._choice(pick(self.t.shown.get(kind, GENERIC_SHOWN), self.cfg.split)).format(type=kind)
 
+    def generic(self, slot: int) -> Phrasing:
+        """The generic wordings of a slot (:func:`generic_phrasing`); a KG that names a
+        relation's inverse ("capital of") has it read forwards by that name."""
+        count = self.graph.num_relations
+        if slot < count:
+            return generic_phrasing(self.graph.relation_names[slot])
+        inverse_name = self.graph.relation_inverse_names[slot - count]
+        if inverse_name:
+            return generic_phrasing(inverse_name)
+        return generic_phrasing(self.graph.relation_names[slot - count], inverse=True)
+
     def ask_template(self, slot: int) -> str:
         count = self.graph.num_relations
         key = self.graph.relation_keys[slot % count]
-        if slot < count:
-            options = self.t.ask.get(key) or [g.replace("{rel}", self.graph.relation_names[slot]) for g in GENERIC_ASK]
-        else:
-            inv = self.graph.relation_label(slot - count, inverse=True)
-            options = self.t.inverse.get(key) or [g.replace("{inv}", inv) for g in GENERIC_INVERSE]
+        templates = self.t.ask if slot < count else self.t.inverse
+        options = templates.get(key) or self.generic(slot).ask
         return self._choice(pick(options, self.cfg.split))
 
     def noun_template(self, slot: int) -> str:
         key = self.graph.relation_keys[slot % self.graph.num_relations]
-        options = self.t.noun.get(key) or [g.replace("{rel}", self.graph.relation_names[slot]) for g in GENERIC_NOUN]
+        options = (self.t.noun.get(key) if slot < self.graph.num_relations else None) or self.generic(slot).noun
         options = pick(options, self.cfg.split)
         if self.cfg.split != "test" and slot < self.graph.num_relations:
             # training also composes with the noun forms of the relation's own questions (not
@@ -315,9 +378,11 @@ class Generator:
                 continue
             if slot >= count and not (self.cfg.inverse and (self._has_inverse_template(slot) or not self.t.ask)):
                 continue  # a pack with templates says which inverse questions make sense
-            kind = self.graph.relation_keys[slot % count] if slot < count else "~" + self.graph.relation_keys[slot - count]
-            yield kind, answers, self.ask_template(slot), ""
+            yield self._kind(slot), answers, self._of_type(self.ask_template(slot), answers), ""
         if not self.cfg.two_hop:
+            return
+        if not self.t.ask and not self.t.two_hop:
+            yield from self._generic_two_hop(node)
             return
         for first, second in self.t.two_hop:
             s1, s2 = self.slot_of.get(first), self.slot_of.get(second)
@@ -328,6 +393,47 @@ class Generator:
                 noun = self.noun_template(s1)
                 template = agree(self.ask_template(s2), plural_phrase(noun)).replace("{x}", noun)
                 yield f"{first}>{second}", answers, template, ""
+
+    def _kind(self, slot: int) -> str:
+        count = self.graph.num_relations
+        return self.graph.relation_keys[slot] if slot < count else "~" + self.graph.relation_keys[slot - count]
+
+    def _of_type(self, template: str, nodes: list[int]) -> str:
+        """``{type}`` filled with the type most of ``nodes`` have."""
+        if "{type}" not in template:
+            return template
+        kinds = [self._type(n) for n in nodes]
+        return template.replace("{type}", max(sorted(set(kinds)), key=kinds.count))
+
+    def _generic_two_hop(self, node: int) -> Iterable[tuple[str, list[int], str, str]]:
+        """Two-hop questions for a KG without templates: every pair of relations that leads
+        on from ``node`` (not straight back), the first as a noun phrase in the second's
+        question ("what is the person that Europa is discovered by born in"). Without them a
+        model trained on such a KG answered every two-hop question with its first hop, sure
+        of it. At most as many pairs as the entity has one-hop questions, at random: a KG
+        with many relations has many pairs. Middle entities the answering propagation does
+        not walk on through (hubs, :func:`kqa.retrieve.default_hub_degree`) are left out."""
+        count = self.graph.num_relations
+        pairs = []
+        for s1 in range(2 * count):
+            middle = [m for m in self.objects.get((node, s1), []) if self.walkable[m]]
+            for s2 in range(2 * count):
+                if middle and s2 != (s1 + count) % (2 * count):
+                    answers = sorted({a for m in middle for a in self.objects.get((m, s2), []) if a != node})
+                    if answers:
+                        pairs.append((s1, s2, middle, answers))
+        budget = max(2, sum(1 for s in range(2 * count) if self.objects.get((node, s))))
+        if len(pairs) > budget:
+            pairs = [pairs[i] for i in sorted(self.rng.choice(len(pairs), budget, replace=False))]
+        for s1, s2, middle, answers in pairs:
+            noun = self._of_type(self.noun_template(s1), middle)
+            template = agree(self._of_type(self.ask_template(s2), answers), plural_phrase(noun))
+            yield f"{self._kind(s1)}>{self._kind(s2)}", answers, template.replace("{x}", noun), ""
+
+    @cached_property
+    def walkable(self) -> np.ndarray:
+        degree = np.bincount(np.concatenate([self.graph.src, self.graph.dst]), minlength=self.graph.num_nodes)
+        return degree <= default_hub_degree(degree)
 
     def answers(self, node: int, kind: str) -> list[int]:
         """The answers to a question of ``kind`` (``rel``, ``~rel`` or ``first>second``)."""

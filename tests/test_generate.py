@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import kqa
-from kqa.generate import GenerateConfig, Generator, generated_examples, pick, read_templates
+from kqa.generate import GenerateConfig, Generator, generated_examples, generic_phrasing, pick, read_templates
 
 
 def _flag(path: Path, colours: list[tuple[int, int, int]]) -> str:
@@ -274,3 +274,34 @@ def test_identifier_names_are_asked_about_as_people_write_them(tmp_path: Path) -
     for e in about:
         start, end = e.mention_spans[0]
         assert e.text[start:end] == "disease or syndrome"
+
+
+def test_a_kg_without_templates_is_asked_about_as_its_relation_names_read(tmp_path: Path) -> None:
+    """A KG with no question templates: relation names that read as a verb ("orbits") or end in
+    a preposition ("discovered by") are asked about as people would ("what orbits Jupiter",
+    "what is Io discovered by"), never with a bare "(inverse)" or an unfilled placeholder, and
+    two-hop questions chain the KG's relations (without them a model trained on such a KG
+    answered every two-hop question with its first hop)."""
+    path = tmp_path / "kb.tsv"
+    path.write_text("Io\torbits\tJupiter\nEuropa\torbits\tJupiter\nIo\tdiscovered by\tGalileo\n"
+                    "Europa\tdiscovered by\tGalileo\nGalileo\tborn in\tPisa\n", encoding="utf-8")
+    kqa.load_kg(path, "moons")
+    graph = kqa.open_kg("moons").graph
+    examples = generated_examples("moons", GenerateConfig(seed=0, typos=0.0))
+    assert not any("(inverse)" in e.text or "{" in e.text for e in examples)
+    for group, label, inverse in [("text:orbits", "orbits", False), ("text:~orbits", "orbits", True),
+                                  ("text:discovered by", "discovered by", False)]:
+        wordings = {t.replace("{type}", "entity") for t in pick(generic_phrasing(label, inverse).ask, "train")}
+        asked = [e for e in examples if e.group == group]
+        assert asked and all(any(e.text == w.replace("{x}", x) for w in wordings for x in ("Io", "Europa", "Jupiter"))
+                             for e in asked)
+    assert "what does {x} orbit" in generic_phrasing("orbits").ask
+    assert "what orbits {x}" in generic_phrasing("orbits", inverse=True).ask
+    assert "what is {x} discovered by" in generic_phrasing("discovered by").ask
+    assert "what is discovered by {x}" in generic_phrasing("discovered by", inverse=True).ask
+    assert "what genre does {x} have" in generic_phrasing("has genre").ask
+    assert generic_phrasing("capital").ask[0] == "what is the capital of {x}"
+    two_hop = [e for e in examples if e.group == "text:discovered by>born in" and "Io" in e.text]
+    assert two_hop and all([graph.label(a) for a in e.answers] == ["Pisa"] for e in two_hop)
+    moons = [e for e in examples if e.group == "text:~born in>~discovered by"]
+    assert moons and all(sorted(graph.label(a) for a in e.answers) == ["Europa", "Io"] for e in moons)
