@@ -157,10 +157,39 @@ def _inverted(words: list[str]) -> bool:
     return True
 
 
+PLURAL_NOUNS = {"person": "people", "child": "children", "man": "men", "woman": "women"}
+
+
+def plural_noun(noun: str) -> str:
+    """"moon" → "moons", "city" → "cities", "person" → "people" (the last word of a phrase)."""
+    *rest, last = noun.split() or [""]
+    if last in PLURAL_NOUNS:
+        last = PLURAL_NOUNS[last]
+    elif last.endswith(("s", "x", "z", "ch", "sh")):
+        last += "es"
+    elif len(last) > 1 and last.endswith("y") and last[-2] not in "aeiou":
+        last = last[:-1] + "ies"
+    else:
+        last += "s"
+    return " ".join([*rest, last])
+
+
+def participle_base(word: str) -> str | None:
+    """The verb of a regular past participle ("discovered" → "discover", "produced" →
+    "produce", "stopped" → "stop"), by which reading English uses most; None otherwise."""
+    from kqa.link import word_zipf
+
+    if len(word) < 5 or not word.endswith("ed"):
+        return None
+    options = [word[:-1], word[:-2]] + ([word[:-3]] if word[-3] == word[-4] else [])
+    best = max(options, key=word_zipf)
+    return best if word_zipf(best) > 0 else None
+
+
 @dataclass(frozen=True)
 class Phrasing:
     """Generic wordings of a relation read one way, for a KG without templates: questions
-    (``{x}`` the entity asked about, ``{type}`` the answers' type) and noun phrases for the
+    (``{x}`` the entity asked about, ``{type}`` the answers' type, ``{types}`` its plural) and noun phrases for the
     answers, which two-hop questions are composed with (``{type}``: the type of those answers)."""
     ask: list[str]
     noun: list[str]
@@ -178,12 +207,18 @@ def generic_phrasing(label: str, inverse: bool = False) -> Phrasing:
     them read people's questions about a new KG poorly."""
     words = label.split()
     if words and words[-1] in PREPOSITIONS:
+        # "discovered by" is also asked in the active voice: "who discovered X", "what did X discover"
+        base = participle_base(words[0]) if len(words) == 2 and words[1] == "by" else None
         if inverse:
+            active = [f"what did {{x}} {base}", f"which {{types}} did {{x}} {base}"] if base else []
             return Phrasing([f"what is {label} {{x}}", f"which {{type}} is {label} {{x}}",
-                             f"!name the {{type}} {label} {{x}}"], [f"the {{type}} {label} {{x}}"])
+                             f"which {{types}} are {label} {{x}}", *active, f"!name the {{type}} {label} {{x}}"],
+                            [f"the {{type}} {label} {{x}}"])
+        active = [f"who {words[0]} {{x}}", f"which {{type}} {words[0]} {{x}}"] if base else []
         return Phrasing([f"what is {{x}} {label}", f"which {{type}} is {{x}} {label}", f"{{x}} is {label} what",
-                         f"!what {{type}} is {{x}} {label}"],
-                        [f"the {{type}} {{x}} is {label}", f"the {{type}} that {{x}} is {label}"])
+                         *active, f"!what {{type}} is {{x}} {label}"],
+                        [f"the {{type}} {{x}} is {label}", f"the {{type}} that {{x}} is {label}",
+                         *([f"the {{type}} that {words[0]} {{x}}"] if base else [])])
     if len(words) > 1 and words[0] in ("has", "have"):
         rest = " ".join(words[1:])
         if inverse:
@@ -193,7 +228,8 @@ def generic_phrasing(label: str, inverse: bool = False) -> Phrasing:
                          f"!what is the {rest} of {{x}}"], [f"the {rest} of {{x}}"])
     if inverse:
         noun = Phrasing([f"which {{type}} has {{x}} as its {label}", f"what has the {label} {{x}}",
-                         f"!which {{type}} has the {label} {{x}}"], [f"the {{type}} whose {label} is {{x}}"])
+                         f"which {{types}} have {{x}} as their {label}", f"!which {{type}} has the {label} {{x}}"],
+                        [f"the {{type}} whose {label} is {{x}}"])
     else:
         noun = Phrasing([g.replace("{rel}", label) for g in GENERIC_ASK],
                         [g.replace("{rel}", label) for g in GENERIC_NOUN])
@@ -201,7 +237,7 @@ def generic_phrasing(label: str, inverse: bool = False) -> Phrasing:
     if len(words) != 1 or base == label:
         return noun
     if inverse:
-        verb = Phrasing([f"what {label} {{x}}", f"which {{type}} {label} {{x}}",
+        verb = Phrasing([f"what {label} {{x}}", f"which {{type}} {label} {{x}}", f"which {{types}} {base} {{x}}",
                          f"!name the {{type}} that {label} {{x}}"], [f"the {{type}} that {label} {{x}}"])
     else:
         verb = Phrasing([f"what does {{x}} {base}", f"which {{type}} does {{x}} {base}",
@@ -399,11 +435,12 @@ class Generator:
         return self.graph.relation_keys[slot] if slot < count else "~" + self.graph.relation_keys[slot - count]
 
     def _of_type(self, template: str, nodes: list[int]) -> str:
-        """``{type}`` filled with the type most of ``nodes`` have."""
-        if "{type}" not in template:
+        """``{type}`` filled with the type most of ``nodes`` have (``{types}``: its plural)."""
+        if "{type" not in template:
             return template
         kinds = [self._type(n) for n in nodes]
-        return template.replace("{type}", max(sorted(set(kinds)), key=kinds.count))
+        kind = max(sorted(set(kinds)), key=kinds.count)
+        return template.replace("{types}", plural_noun(kind)).replace("{type}", kind)
 
     def _generic_two_hop(self, node: int) -> Iterable[tuple[str, list[int], str, str]]:
         """Two-hop questions for a KG without templates: every pair of relations that leads

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 import kqa
-from kqa.generate import GenerateConfig, Generator, generated_examples, generic_phrasing, pick, read_templates
+from kqa.generate import (GenerateConfig, Generator, generated_examples, generic_phrasing, pick,
+                          plural_noun, read_templates)
 
 
 def _flag(path: Path, colours: list[tuple[int, int, int]]) -> str:
@@ -299,6 +300,10 @@ def test_a_kg_without_templates_is_asked_about_as_its_relation_names_read(tmp_pa
     assert "what orbits {x}" in generic_phrasing("orbits", inverse=True).ask
     assert "what is {x} discovered by" in generic_phrasing("discovered by").ask
     assert "what is discovered by {x}" in generic_phrasing("discovered by", inverse=True).ask
+    assert {"who discovered {x}", "which {type} discovered {x}"} <= set(generic_phrasing("discovered by").ask)
+    assert "what did {x} discover" in generic_phrasing("discovered by", inverse=True).ask
+    assert "which {types} orbit {x}" in generic_phrasing("orbits", inverse=True).ask
+    assert [plural_noun(n) for n in ("moon", "city", "person", "church")] == ["moons", "cities", "people", "churches"]
     assert "what genre does {x} have" in generic_phrasing("has genre").ask
     assert generic_phrasing("capital").ask[0] == "what is the capital of {x}"
     two_hop = [e for e in examples if e.group == "text:discovered by>born in" and "Io" in e.text]
