@@ -405,3 +405,32 @@ def test_mixed_precision_training_learns(home: dict[str, Path], tmp_path: Path,
     assert any(seen) and report.val_hits1 >= 0.8
     weights = load_file(str(Path(report.model_dir) / "model.safetensors"))
     assert {w.dtype for w in weights.values()} == {torch.float32}
+
+
+MOONS = {"Io": ("Jupiter", "Galileo"), "Europa": ("Jupiter", "Galileo"), "Ganymede": ("Jupiter", "Galileo"),
+         "Callisto": ("Jupiter", "Galileo"), "Titan": ("Saturn", "Huygens"), "Phobos": ("Mars", "Hall"),
+         "Deimos": ("Mars", "Hall"), "Triton": ("Neptune", "Lassell"), "Titania": ("Uranus", "Herschel"),
+         "Oberon": ("Uranus", "Herschel")}
+BIRTHPLACES = {"Galileo": "Pisa", "Huygens": "The Hague", "Hall": "Goshen", "Lassell": "Bolton",
+               "Herschel": "Hanover"}
+
+
+def test_a_model_trained_on_a_kg_without_templates_answers_two_hop_questions(tmp_path: Path) -> None:
+    """A KG loaded without a pack: its generated questions (:func:`kqa.generate.generic_phrasing`)
+    include two-hop ones, so a model trained on them answers held-out two-hop wordings ("name the
+    city that the person that discovered Io is born in"); before, it answered them with the first
+    hop."""
+    from kqa.answer import load_answerer
+    from kqa.generate import GenerateConfig, generated_examples
+
+    rows = [f"{m}\torbits\t{p}\n{m}\tdiscovered by\t{d}" for m, (p, d) in MOONS.items()]
+    rows += [f"{d}\tborn in\t{c}" for d, c in BIRTHPLACES.items()]
+    path = tmp_path / "moons.tsv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    kqa.load_kg(path, "moons")
+    kqa.build_index("moons")
+    report = kqa.train("moons", generated=True, out=tmp_path / "model", seed=0)
+    answerer = load_answerer("moons", Path(report.model_dir))
+    held_out = [e for e in generated_examples("moons", GenerateConfig(split="test", seed=1)) if ">" in e.group]
+    right = [bool(r.answers) and r.answers[0].node in e.answers for e in held_out for r in [answerer.ask(e.text)]]
+    assert len(held_out) >= 20 and sum(right) / len(right) >= 0.7, (sum(right), len(right))
