@@ -69,7 +69,7 @@ def main() -> None:
     rows.append(("KG: triples / nodes / relations", f"{len(graph.src):,} / {graph.num_nodes:,} / {graph.num_relations}"))
     rows.append(("training questions / validation Hits@1", f"{trained.examples:,} / {trained.val_hits1:.4f}"))
 
-    guess = majority_answers(generated_examples(args.name, GenerateConfig(seed=0)))
+    guess = majority_answers(generated_examples(args.name, GenerateConfig(seed=args.seed)))
     held_out = generated_examples(args.name, GenerateConfig(split="test", seed=1))
     answerer = load_answerer(args.name, Path(trained.model_dir))
     hits: dict[str, list[bool]] = defaultdict(list)

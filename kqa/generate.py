@@ -189,8 +189,9 @@ def participle_base(word: str) -> str | None:
 @dataclass(frozen=True)
 class Phrasing:
     """Generic wordings of a relation read one way, for a KG without templates: questions
-    (``{x}`` the entity asked about, ``{type}`` the answers' type, ``{types}`` its plural) and noun phrases for the
-    answers, which two-hop questions are composed with (``{type}``: the type of those answers)."""
+    (``{x}`` the entity asked about, ``{type}`` the answers' type, ``{types}`` its plural) and
+    noun phrases for the answers, which two-hop questions are composed with (``{type}``: the
+    type of those answers)."""
     ask: list[str]
     noun: list[str]
 
@@ -469,6 +470,7 @@ class Generator:
 
     @cached_property
     def walkable(self) -> np.ndarray:
+        """Per node: whether answering's propagation walks on through it (not a hub)."""
         degree = np.bincount(np.concatenate([self.graph.src, self.graph.dst]), minlength=self.graph.num_nodes)
         return degree <= default_hub_degree(degree)
 

@@ -292,7 +292,8 @@ def test_a_kg_without_templates_is_asked_about_as_its_relation_names_read(tmp_pa
     assert not any("(inverse)" in e.text or "{" in e.text for e in examples)
     for group, label, inverse in [("text:orbits", "orbits", False), ("text:~orbits", "orbits", True),
                                   ("text:discovered by", "discovered by", False)]:
-        wordings = {t.replace("{type}", "entity") for t in pick(generic_phrasing(label, inverse).ask, "train")}
+        wordings = {t.replace("{types}", "entities").replace("{type}", "entity")
+                    for t in pick(generic_phrasing(label, inverse).ask, "train")}
         asked = [e for e in examples if e.group == group]
         assert asked and all(any(e.text == w.replace("{x}", x) for w in wordings for x in ("Io", "Europa", "Jupiter"))
                              for e in asked)
