@@ -445,8 +445,9 @@ class Generator:
 
     def _generic_two_hop(self, node: int) -> Iterable[tuple[str, list[int], str, str]]:
         """Two-hop questions for a KG without templates: every pair of relations that leads
-        on from ``node`` (not straight back), the first as a noun phrase in the second's
-        question ("what is the person that Europa is discovered by born in"). Without them a
+        on from ``node`` (back along the first one too: "the books by the author of X", X
+        itself left out, as answering leaves it out), the first as a noun phrase in the
+        second's question ("what is the person that Europa is discovered by born in"). Without them a
         model trained on such a KG answered every two-hop question with its first hop, sure
         of it. At most as many pairs as the entity has one-hop questions, at random: a KG
         with many relations has many pairs. Middle entities the answering propagation does
@@ -456,7 +457,7 @@ class Generator:
         for s1 in range(2 * count):
             middle = [m for m in self.objects.get((node, s1), []) if self.walkable[m]]
             for s2 in range(2 * count):
-                if middle and s2 != (s1 + count) % (2 * count):
+                if middle:
                     answers = sorted({a for m in middle for a in self.objects.get((m, s2), []) if a != node})
                     if answers:
                         pairs.append((s1, s2, middle, answers))
