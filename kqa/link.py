@@ -15,7 +15,7 @@ import math
 import re
 import threading
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, Sequence
 
 import numpy as np
@@ -151,6 +151,7 @@ class AliasTable:
         for key, nodes in _unqualified(graph).items():
             table.setdefault(key, nodes)  # never over a name or alias someone has
         self.table = table
+        self.names = graph.node_names
         self.max_tokens = min(longest, MAX_NGRAM)
         self.keys = list(table)
         self._containing: dict[str, list[str]] | None = None
@@ -188,9 +189,23 @@ class AliasTable:
                 for reading, stop in readings:
                     nodes = self.table.get(reading)
                     if nodes:
+                        stop = self._own_punctuation(question, stop, nodes)
                         found.append(Span(start, stop, question[start:stop], reading, nodes,
                                           any(hs <= start and stop <= he for hs, he in hints)))
         return found
+
+
+    def _own_punctuation(self, question: str, end: int, nodes: list[int]) -> int:
+        """``end`` moved past the punctuation that follows it where a name it matched ends so
+        ("Dig!", "What?"): a word's punctuation is no part of its alias key, and a mention
+        tagger that read the "!" as part of the name cut the bare "Dig" to nothing."""
+        tail = TRAILING_PUNCTUATION.match(question, end)
+        if tail and any(self.names[n].endswith(tail.group()) for n in nodes):
+            return tail.end()
+        return end
+
+
+TRAILING_PUNCTUATION = re.compile(r"[!?.]+")
 
 
 def _unqualified(graph: KGraph) -> dict[str, list[int]]:
@@ -232,7 +247,18 @@ class HeuristicMentionScorer:
 
 
 def resolve_overlaps(spans: list[Span], scores: list[float]) -> list[tuple[Span, float]]:
-    """Keep the best non-overlapping spans (score, then length, decides)."""
+    """Keep the best non-overlapping spans (score, then length, decides).
+
+    A name holding a shorter matched name scores at least as high as it (the longest match
+    wins): both are names of the KG, and the longer one matching the question's words by
+    chance is the rarer event. A tagger unsure of a name's first word ("Christmas" at 0.39 where a
+    question opens with the name) otherwise made Iceland's alias "Island" the mention of
+    "Christmas Island's capital city is?"; on MetaQA without brackets this longest-match rule
+    took a 3-epoch model's linked Hits@1 from 92.3 / 99.0 / 95.7 % to 95.3 / 99.9 / 98.9 %
+    (gold topic: 95.7 / 100 / 99.9). A name the user bracketed is not outbid by one around it."""
+    scores = [max([score] + [scores[j] for j, inner in enumerate(spans)
+                             if j != i and not inner.bracketed and _inside(inner, span)])
+              for i, (span, score) in enumerate(zip(spans, scores))]
     order = sorted(range(len(spans)), key=lambda i: (-scores[i], -(spans[i].end - spans[i].start)))
     kept: list[tuple[Span, float]] = []
     for i in order:
@@ -240,6 +266,11 @@ def resolve_overlaps(spans: list[Span], scores: list[float]) -> list[tuple[Span,
         if all(span.end <= k.start or span.start >= k.end for k, _ in kept):
             kept.append((span, scores[i]))
     return kept
+
+
+def _inside(inner: Span, outer: Span) -> bool:
+    """Whether ``inner`` lies within ``outer`` and is shorter."""
+    return outer.start <= inner.start and inner.end <= outer.end and inner.end - inner.start < outer.end - outer.start
 
 
 class Linker:
@@ -268,7 +299,8 @@ class Linker:
                 result.candidates.extend(self._span_candidates(span, score * weight))
         best = max((c.score for c in result.candidates), default=0.0)
         if fallback and (best < 0.5 or (hints and not any(s.bracketed for s in spans))):
-            result.candidates.extend(self._near_misses(clean, hints, spans))
+            near = self._near_misses(clean, hints, spans)
+            result.candidates.extend(_as_mentions(near, clean, hints, scorer, self.graph) if scorer else near)
         result.candidates = _dedupe(sorted(result.candidates, key=lambda c: -c.score))[:top_k]
         return result
 
@@ -331,14 +363,16 @@ class Linker:
                 continue
             for part in _sub_phrases(clean[s:e]):  # the longest part that matches anything
                 matches = self._fuzzy(alias_key(part))
+                at = clean.find(part, s, e)
+                where = (at, at + len(part)) if at >= 0 else (s, e)
                 for match, score in matches:
                     for node in self.aliases.table[match][:3]:
                         found.append(Candidate(node, self.graph.node_names[node], 0.9 * score,
-                                               "fuzzy", part))
+                                               "fuzzy", part, where))
                 if matches:
                     named.append((s, e))
                     break
-        found.extend(self._embedding_matches([clean[s:e] for s, e in regions[:12]]))
+        found.extend(self._embedding_matches(clean, regions[:12]))
         return found
 
     def _fuzzy(self, key: str, limit: int = 3, cutoff: float = 0.8,
@@ -364,9 +398,10 @@ class Linker:
             scored.append((match, max(both) - 0.001 * (1.0 - min(both))))
         return sorted(scored, key=lambda kv: (-kv[1], kv[0]))[:limit]
 
-    def _embedding_matches(self, phrases: list[str]) -> list[Candidate]:
+    def _embedding_matches(self, clean: str, regions: list[tuple[int, int]]) -> list[Candidate]:
         from kqa.index import open_index, read_manifest
 
+        phrases = [clean[s:e] for s, e in regions]
         manifest, _why = read_manifest(self.graph.name, "entities")
         if manifest is None or not phrases:
             return []  # no index built: embedding fallback unavailable, alias/fuzzy still work
@@ -378,12 +413,12 @@ class Linker:
         encoder = get_encoder(_encoder_ref(index.manifest.encoder), "text")
         scores, rows = index.search(encoder.encode(phrases), 3)
         out = []
-        for phrase, row_scores, row_ids in zip(phrases, scores, rows):
+        for phrase, region, row_scores, row_ids in zip(phrases, regions, scores, rows):
             for score, row in zip(row_scores, row_ids):
                 node = int(index.targets[row]) if row >= 0 else -1
                 if node >= 0 and score > 0.6:
                     out.append(Candidate(node, self.graph.node_names[node], 0.85 * float(score),
-                                         "embedding", phrase))
+                                         "embedding", phrase, region))
         return out
 
     # -- image -----------------------------------------------------------------------------
@@ -480,6 +515,20 @@ def _sub_phrases(phrase: str, max_words: int = 4) -> list[str]:
     if len(words) > max_words:
         return [phrase]
     return [" ".join(words[i:i + n]) for n in range(len(words), 0, -1) for i in range(len(words) - n + 1)]
+
+
+def _as_mentions(candidates: list[Candidate], clean: str, hints: list[tuple[int, int]],
+                 scorer: MentionScorer, graph: KGraph) -> list[Candidate]:
+    """Near misses weighed by how much their words read as a mention to a trained tagger, as
+    exact matches are: a word of the question that only resembles a name ("screenwriter",
+    0.70 like the tag "screenplay") must not outrank the exact name the tagger was merely unsure
+    of ("The Card Player", 0.23), while a misspelt name where a name belongs keeps its
+    similarity. Inside the user's brackets they keep it whatever the tagger says."""
+    spans = [Span(c.span[0], c.span[1], clean[c.span[0]:c.span[1]], "", [c.node],
+                  any(hs <= c.span[0] and c.span[1] <= he for hs, he in hints))
+             for c in candidates if c.span]
+    weights = iter(scorer.score(clean, spans, graph))
+    return [replace(c, score=c.score * next(weights)) if c.span else c for c in candidates]
 
 
 def _dedupe(candidates: list[Candidate]) -> list[Candidate]:

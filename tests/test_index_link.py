@@ -356,3 +356,61 @@ def test_an_identifier_used_as_a_name_links_as_people_write_it() -> None:
         assert linker.link(question).candidates[0].name == name, question
     assert spoken("Barack_Obama") == "Barack Obama" and spoken("snake_case_thing_") == "snake case thing"
     assert spoken("New_York City") == "New_York City"  # a name with spaces is written as given
+
+
+def test_a_name_holding_a_shorter_matched_name_wins_over_it() -> None:
+    """Longest match: a tagger unsure of the first word of a name that opens the question
+    ("Christmas" at 0.39) must not make a shorter alias inside it (Iceland's "Island") the
+    mention; a name the user bracketed is not outbid by a longer one around it."""
+    from kqa.answer import TokenMentionScorer
+    from kqa.link import Span, resolve_overlaps
+
+    question = "Christmas Island's capital city is?"
+    words = [(0, 9), (10, 16), (16, 17), (17, 18), (19, 26), (27, 31), (32, 34), (34, 35)]
+    probs = [0.39, 1.0, 0.21, 0.0, 0.0, 0.88, 0.0, 0.0]  # what a trained tagger said
+
+    def span(text: str, bracketed: bool = False) -> Span:
+        start = question.index(text)
+        return Span(start, start + len(text), text, text.lower(), [0], bracketed)
+
+    spans = [span("Christmas Island"), span("Island")]
+    scores = TokenMentionScorer(words, probs).score(question, spans, None)  # type: ignore[arg-type]
+    assert scores[1] > scores[0]  # the tagger alone prefers the shorter name
+    assert [s.text for s, _score in resolve_overlaps(spans, scores)] == ["Christmas Island"]
+    hinted = [span("Christmas Island"), span("Island", bracketed=True)]
+    assert [s.text for s, _score in resolve_overlaps(hinted, [0.5, 1.0])] == ["Island"]
+
+
+def _tagger(question: str, said: dict[str, float]):  # type: ignore[no-untyped-def]
+    """A trained tagger's per-token mention probabilities, given per word (0 elsewhere)."""
+    import re
+
+    from kqa.answer import TokenMentionScorer
+
+    words = [(m.start(), m.end()) for m in re.finditer(r"\w+|[^\w\s]", question)]
+    return TokenMentionScorer(words, [said.get(question[a:b], 0.0) for a, b in words])
+
+
+def test_a_near_miss_counts_only_as_much_as_its_words_read_as_a_name() -> None:
+    """Where the tagger is unsure of the exact name ("The Card Player" at 0.23), a question word
+    that merely resembles another name ("screenwriters") must not outrank it."""
+    linker = _name_linker(["The Card Player", "Screenwritters"])
+    question = "what did the screenwriters of The Card Player write"
+    tagger = _tagger(question, {"The": 0.13, "Card": 0.43, "Player": 0.04})
+    linked = linker.link(question, scorer=tagger)
+    assert [c.name for c in linked.candidates][:1] == ["The Card Player"]
+    misspelt = "what did the screenwriters of The Crad Player write"  # a slip where a name belongs
+    tagged = _tagger(misspelt, {"The": 0.9, "Crad": 0.9, "Player": 0.9})
+    assert linker.link(misspelt, scorer=tagged).candidates[0].name == "The Card Player"
+
+
+def test_a_name_keeps_its_own_trailing_punctuation() -> None:
+    """"Dig!": the "!" is part of the name, and a tagger that reads it so must not see the bare
+    "Dig" as a name cut short."""
+    linker = _name_linker(["Dig!", "Alien"])
+    question = "who starred in the films whose screenwriters also wrote Dig!"
+    spans = linker.aliases.spans(question, [])
+    assert [s.text for s in spans] == ["Dig!"]
+    linked = linker.link(question, scorer=_tagger(question, {"Dig": 1.0, "!": 1.0}))
+    assert linked.candidates[0].name == "Dig!" and linked.candidates[0].score > 0.9
+    assert [s.text for s in linker.aliases.spans("who directed Alien?", [])] == ["Alien"]
