@@ -194,7 +194,6 @@ class AliasTable:
                                           any(hs <= start and stop <= he for hs, he in hints)))
         return found
 
-
     def _own_punctuation(self, question: str, end: int, nodes: list[int]) -> int:
         """``end`` moved past the punctuation that follows it where a name it matched ends so
         ("Dig!", "What?"): a word's punctuation is no part of its alias key, and a mention
@@ -251,8 +250,8 @@ def resolve_overlaps(spans: list[Span], scores: list[float]) -> list[tuple[Span,
 
     A name holding a shorter matched name scores at least as high as it (the longest match
     wins): both are names of the KG, and the longer one matching the question's words by
-    chance is the rarer event. A tagger unsure of a name's first word ("Christmas" at 0.39 where a
-    question opens with the name) otherwise made Iceland's alias "Island" the mention of
+    chance is the rarer event. A tagger unsure of a name's first word ("Christmas" at 0.39
+    where a question opens with the name) otherwise made Iceland's alias "Island" the mention of
     "Christmas Island's capital city is?"; on MetaQA without brackets this longest-match rule
     took a 3-epoch model's linked Hits@1 from 92.3 / 99.0 / 95.7 % to 95.3 / 99.9 / 98.9 %
     (gold topic: 95.7 / 100 / 99.9). A name the user bracketed is not outbid by one around it."""
@@ -270,7 +269,8 @@ def resolve_overlaps(spans: list[Span], scores: list[float]) -> list[tuple[Span,
 
 def _inside(inner: Span, outer: Span) -> bool:
     """Whether ``inner`` lies within ``outer`` and is shorter."""
-    return outer.start <= inner.start and inner.end <= outer.end and inner.end - inner.start < outer.end - outer.start
+    shorter = inner.end - inner.start < outer.end - outer.start
+    return outer.start <= inner.start and inner.end <= outer.end and shorter
 
 
 class Linker:
@@ -300,7 +300,9 @@ class Linker:
         best = max((c.score for c in result.candidates), default=0.0)
         if fallback and (best < 0.5 or (hints and not any(s.bracketed for s in spans))):
             near = self._near_misses(clean, hints, spans)
-            result.candidates.extend(_as_mentions(near, clean, hints, scorer, self.graph) if scorer else near)
+            if scorer is not None:
+                near = _as_mentions(near, clean, hints, scorer, self.graph)
+            result.candidates.extend(near)
         result.candidates = _dedupe(sorted(result.candidates, key=lambda c: -c.score))[:top_k]
         return result
 
