@@ -456,11 +456,12 @@ class Generator:
         pairs = []
         for s1 in range(2 * count):
             middle = [m for m in self.objects.get((node, s1), []) if self.walkable[m]]
+            if not middle:
+                continue
             for s2 in range(2 * count):
-                if middle:
-                    answers = sorted({a for m in middle for a in self.objects.get((m, s2), []) if a != node})
-                    if answers:
-                        pairs.append((s1, s2, middle, answers))
+                answers = sorted({a for m in middle for a in self.objects.get((m, s2), []) if a != node})
+                if answers:
+                    pairs.append((s1, s2, middle, answers))
         budget = max(2, sum(1 for s in range(2 * count) if self.objects.get((node, s))))
         if len(pairs) > budget:
             pairs = [pairs[i] for i in sorted(self.rng.choice(len(pairs), budget, replace=False))]
@@ -472,7 +473,7 @@ class Generator:
     @cached_property
     def walkable(self) -> np.ndarray:
         """Per node: whether answering's propagation walks on through it (not a hub)."""
-        degree = np.bincount(np.concatenate([self.graph.src, self.graph.dst]), minlength=self.graph.num_nodes)
+        degree = self.graph.degree()
         return degree <= default_hub_degree(degree)
 
     def answers(self, node: int, kind: str) -> list[int]:
