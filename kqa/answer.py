@@ -267,12 +267,16 @@ def fact_share(contributions: Sequence[float], with_image: bool) -> float:
 def top_reached(scores: torch.Tensor, hops: Sequence[Sparse], k: int) -> tuple[list[float], list[int]]:
     """The ``k`` best (score, node) pairs of one question's dense scores [N]. Only nodes that
     some hop reached can score above zero, so only those are ranked: a top-k over all of a
-    43k-node KG was a tenth of ``ask``'s own time."""
+    43k-node KG was a tenth of ``ask``'s own time. Equal scores are ranked by node, lowest
+    first, as evaluation's ``argmax`` ranks them: ``topk`` orders ties as it happens to, and
+    the first answer to a MetaQA question about two films of one title (their casts score the
+    same) changed with ``k``."""
     reached = torch.unique(torch.cat([hop.node[hop.batch == 0] for hop in hops]))
     if reached.numel() == 0:
         return [], []
-    top = scores[reached].topk(min(k, reached.numel()))
-    return top.values.tolist(), reached[top.indices].tolist()
+    values = scores[reached]
+    order = torch.sort(values, descending=True, stable=True).indices[:k]
+    return values[order].tolist(), reached[order].tolist()
 
 
 # -- the answerer ---------------------------------------------------------------------------------

@@ -289,6 +289,20 @@ def test_top_answers_are_ranked_among_reached_nodes_only() -> None:
     assert kqa.answer.top_reached(torch.zeros(10), [Sparse.empty()], 5) == ([], [])
 
 
+def test_equal_scores_are_ranked_by_node_whatever_the_number_of_answers_asked() -> None:
+    """As evaluation's argmax ranks them: the first answer must not depend on ``top_k``."""
+    from kqa.retrieve import Sparse
+
+    scores = torch.zeros(100)
+    nodes = torch.tensor([90, 7, 42, 63, 15, 88, 3, 71, 29, 50])
+    scores[nodes] = 0.8
+    scores[nodes[:3]] = 0.5
+    hops = [Sparse(torch.zeros(10, dtype=torch.long), nodes, scores[nodes])]
+    first = [kqa.answer.top_reached(scores, hops, k)[1][0] for k in range(1, 11)]
+    assert first == [int(scores.argmax())] * 10 == [3] * 10
+    assert kqa.answer.top_reached(scores, hops, 10)[1] == [3, 15, 29, 50, 63, 71, 88, 7, 42, 90]
+
+
 def test_the_type_vote_on_relations_is_cast_when_answering_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Trained through the vote, the relation reader stops learning what types tell apart."""
     from types import SimpleNamespace
