@@ -443,7 +443,10 @@ class Linker:
 
 def image_candidates(graph: KGraph, index: Any, query: np.ndarray, top_k: int,
                      temperature: float) -> list[Candidate]:
-    """Per-entity best similarity over the image index, turned into probabilities."""
+    """Per-entity best similarity over the image index, turned into probabilities. Entities
+    whose images are the same picture (a territory flying its sovereign's flag) tie exactly:
+    ties are ranked by node, lowest first, as answers are (:func:`kqa.answer.top_reached`),
+    not in whatever order the search returned them."""
     scores, rows = index.search(query[None, :], min(len(index.keys), 64))
     best: dict[int, float] = {}
     for score, row in zip(scores[0], rows[0]):
@@ -456,7 +459,7 @@ def image_candidates(graph: KGraph, index: Any, query: np.ndarray, top_k: int,
     sims = np.array([best[n] for n in nodes])
     probs = np.exp((sims - sims.max()) / temperature)
     probs /= probs.sum()
-    order = np.argsort(-probs)[:top_k]
+    order = sorted(range(len(nodes)), key=lambda i: (-probs[i], nodes[i]))[:top_k]
     return [Candidate(nodes[i], graph.node_names[nodes[i]], float(probs[i]), "image") for i in order]
 
 

@@ -167,6 +167,26 @@ def flags(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def test_identical_entity_images_are_ranked_by_node_whatever_order_the_search_returns() -> None:
+    """Two entities showing the same picture tie exactly; the search may return either first
+    (here the higher node): linking ranks the tie by node, lowest first."""
+    from types import SimpleNamespace
+
+    from kqa.link import image_candidates
+
+    class Search:
+        keys = ["img:7", "img:3", "img:5"]
+        targets = np.array([7, 3, 5])
+
+        def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            return np.array([[0.9, 0.9, 0.4]]), np.array([[0, 1, 2]])
+
+    graph = SimpleNamespace(node_names=[f"n{i}" for i in range(8)])
+    found = image_candidates(graph, Search(), np.zeros(4), top_k=3, temperature=0.05)  # type: ignore[arg-type]
+    assert [c.node for c in found] == [3, 7, 5]
+    assert found[0].score == found[1].score > found[2].score
+
+
 def test_tiny_local_clip_encodes_and_links_images(flags: Path, tmp_path: Path) -> None:
     clip = "hf-clip:" + str(tiny_clip(tmp_path / "clip"))
     report = build_index("flags", "images", clip, image_views=1)
