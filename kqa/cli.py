@@ -336,7 +336,7 @@ def eval_cmd(
     kg: str = typer.Option(..., "--kg"),
     questions: list[Path] = typer.Option(..., "--questions", "-q", help="Question files with answers."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model folder (default $KQA_HOME/models/<kg>)."),
-    link_entities: bool = typer.Option(False, "--link", help="Ignore [brackets]: link topic entities from the text."),
+    link_entities: bool = typer.Option(False, "--link", help="Ignore \\[brackets]: link topic entities from the text."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Hits@1 and MRR of a model on question files (overall and per file)."""

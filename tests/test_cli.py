@@ -98,3 +98,38 @@ def test_train_passes_the_recogniser_settings(films: Path, capsys: pytest.Captur
     run(["train", "--kg", "films", "--generated", "--recognise-photos", "8", "--recognise-size", "96"], capsys)
     run(["train", "--kg", "films", "--generated"], capsys)
     assert seen == [False, {"views_per_entity": 8, "size": 96}, {}]
+
+
+def test_every_option_help_is_shown_as_written(capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Help texts go through rich markup: "Ignore [brackets]" was shown as "Ignore :", the
+    bracketed word taken for a style. Every option's help must reach ``--help`` as written."""
+    import re
+
+    import click
+    import typer
+
+    from kqa.cli import app
+
+    monkeypatch.setenv("COLUMNS", "2000")
+    monkeypatch.setenv("TERMINAL_WIDTH", "2000")
+    main(["--help"])  # registers the plugins' commands
+    capsys.readouterr()
+
+    def commands(group: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
+        found = [(path, group)]
+        for name, sub in getattr(group, "commands", {}).items():
+            found += commands(sub, path + [name])
+        return found
+
+    checked = 0
+    for path, command in commands(typer.main.get_command(app), []):
+        main(path + ["--help"])
+        shown = re.sub(r"\s+", " ", capsys.readouterr().out)
+        for param in command.params:
+            text = getattr(param, "help", None)
+            if text:
+                written = re.sub(r"\s+", " ", text.replace("\\[", "["))
+                assert written in shown, f"kqa {' '.join(path)} --help: {param.name}'s help {written!r}"
+                checked += 1
+    assert checked > 20
