@@ -262,7 +262,11 @@ class QAModel(nn.Module):
         if typed_answering and knowledge.slot_types is not None:
             relation_probs = _typed_relations(relation_probs, hop_probs, type_logits, knowledge.slot_types)
         # answering follows the relations the frontier has; training, the reader's own reading
-        hops, relation_probs = propagator.run(start, relation_probs, applicable=not self.training)
+        # answering without the type head skips hops the hop count gives (almost) nothing to;
+        # with it, a faint hop that reaches the asked type can still be reweighed to the top
+        skip = hop_probs if not self.training and type_logits is None else None
+        hops, relation_probs = propagator.run(start, relation_probs, applicable=not self.training,
+                                              hop_probs=skip)
         extras: dict[str, Any] = {}
         if type_logits is not None:
             if typed_answering:

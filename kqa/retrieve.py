@@ -119,8 +119,8 @@ class Propagator:
         total = weighted.sum(-1, keepdim=True)
         return torch.where(total > 0, weighted / total.clamp(min=1e-12), relation_probs)
 
-    def run(self, start: Sparse, relation_probs: list[torch.Tensor], applicable: bool = True
-            ) -> tuple[list[Sparse], list[torch.Tensor]]:
+    def run(self, start: Sparse, relation_probs: list[torch.Tensor], applicable: bool = True,
+            hop_probs: torch.Tensor | None = None) -> tuple[list[Sparse], list[torch.Tensor]]:
         """Scores after 0, 1, ..., len(relation_probs) hops, and the relation probabilities
         each hop followed (:meth:`step`).
 
@@ -135,10 +135,21 @@ class Propagator:
         own facts. So after the second and later hops the topic entities' scores are removed.
         The first hop keeps them: one step cannot return to where it started, and when a name
         is ambiguous (Singapore the country and the city) one reading's fact may lead to the
-        other ("the capital of Singapore")."""
+        other ("the capital of Singapore").
+
+        ``hop_probs`` ([B, 1 + hops], answering only): the hops still to come are not walked
+        (they are left empty) once they carry less than ``EPS_INFERENCE`` of every question's
+        hop-count probability: their answers could move no score by more than that (a hop
+        that reached nothing, which :meth:`combine` renormalises away, leaves every later hop
+        empty too), and a one-hop question then costs one step, not three (about 0.3 ms each
+        when answering one question)."""
         hops, followed = [start], []
         topic = start.batch * self.num_nodes + start.node
         for t, probs in enumerate(relation_probs):
+            if hop_probs is not None and t > 0 and self._settled(hops, hop_probs):
+                followed.extend(relation_probs[t:])
+                hops.extend(Sparse.empty(self.device) for _ in relation_probs[t:])
+                break
             reached, probs = self.step(hops[-1], probs, first=(t == 0), applicable=applicable)
             followed.append(probs)
             if t == 0:
@@ -147,6 +158,11 @@ class Propagator:
             keep = ~torch.isin(reached.batch * self.num_nodes + reached.node, topic)
             hops.append(Sparse(reached.batch[keep], reached.node[keep], reached.value[keep]))
         return hops, followed
+
+    @staticmethod
+    def _settled(hops: list[Sparse], hop_probs: torch.Tensor) -> bool:
+        """Whether the hops after ``len(hops) - 1`` can be skipped (:meth:`run`)."""
+        return float(hop_probs[:, len(hops):].sum(-1).max()) < EPS_INFERENCE
 
     def combine(self, hops: list[Sparse], hop_probs: torch.Tensor, batch_size: int) -> torch.Tensor:
         """Dense [B, N] answer scores: the mixture of the hops' scores by the hop-count

@@ -360,6 +360,37 @@ def test_a_hop_follows_the_relations_its_frontier_has() -> None:
     assert torch.equal(followed[0], probs) and hops[1].to_dict(0) == pytest.approx({1: 0.1, 2: 0.3})
 
 
+def test_answering_skips_the_hops_the_hop_count_gives_almost_nothing_to() -> None:
+    """A one-hop question costs one step, not three, when the later hops carry under
+    ``EPS_INFERENCE`` of the hop count: the answers' scores do not move beyond that."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from kqa.retrieve import EPS_INFERENCE, Propagator, Sparse
+
+    # 0 -r0-> 1 -r0-> 2 -r0-> 3
+    graph = SimpleNamespace(src=np.array([0, 1, 2]), dst=np.array([1, 2, 3]), rel=np.array([0, 0, 0]),
+                            num_nodes=4, num_relations=1)
+    propagator = Propagator(graph)  # type: ignore[arg-type]
+    start = Sparse(torch.tensor([0]), torch.tensor([0]), torch.tensor([1.0]))
+    forward = [torch.tensor([[1.0, 0.0]])] * 3
+    faint = EPS_INFERENCE / 4
+    hop_probs = torch.tensor([[0.0, 1.0 - 2 * faint, faint, faint]])
+    def reached(hops: list[Sparse]) -> list[int]:
+        return [int((h.value > 0).sum()) for h in hops]
+
+    full, _ = propagator.run(start, forward)
+    skipped, followed = propagator.run(start, forward, hop_probs=hop_probs)
+    assert reached(full) == [1, 1, 1, 1]
+    assert reached(skipped) == [1, 1, 0, 0] and len(followed) == 3
+    assert torch.allclose(propagator.combine(full, hop_probs, 1), propagator.combine(skipped, hop_probs, 1),
+                          atol=EPS_INFERENCE)
+    # a later hop with more than the line is walked
+    walked, _ = propagator.run(start, forward, hop_probs=torch.tensor([[0.0, 0.99, 0.01, 0.0]]))
+    assert reached(walked) == [1, 1, 1, 0]
+
+
 def test_deterministic_training_runs_on_one_thread_and_gives_the_threads_back(
         home: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two threads sum in a varying order: the same seed gave different countries models from
