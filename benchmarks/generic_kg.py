@@ -1,7 +1,8 @@
 """A KG from another domain, loaded without a knowledge pack (no question templates): how well
 a model trained only on questions generated from it answers wordings it never trained on.
 
-    python benchmarks/generic_kg.py KB_FILE [--name NAME] [--home DIR] [--seed 0] [--json]
+    python benchmarks/generic_kg.py KB_FILE [--name NAME] [--home DIR] [--seed 0]
+                                   [--questions FILE] [--json]
 
 Loads KB_FILE (any format ``kqa kg load`` reads) into a fresh ``KQA_HOME`` (a temporary folder
 unless ``--home``), builds its indexes and trains with ``kqa train --generated``: the questions
@@ -11,8 +12,13 @@ the entity linked from the text as ``kqa ask`` links it, and prints Hits@1 for o
 two-hop questions with the time of each step. Baseline, same questions: answering every
 question with the answer its relation path has most often in the training questions.
 
-No KG of this kind ships with the repo; the UMLS one the docs report comes from the ``pykeen``
-wheel (``pykeen/datasets/umls/{train,valid,test}.txt``, concatenated).
+``--questions FILE`` (``question<TAB>answer1|answer2``) also asks questions written by hand,
+as people word them, and prints each one the model gets wrong. One such KG ships here:
+``benchmarks/phrasings/works/`` (93 facts written by hand: books, films, companies,
+discoveries, paintings and who made them, where those people were born, the countries of those
+places; 30 questions, most naming a doer by its noun, "where was the discoverer of Europa
+born"). The UMLS one the docs report comes from the ``pykeen`` wheel
+(``pykeen/datasets/umls/{train,valid,test}.txt``, concatenated).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report  # noqa: E402
@@ -47,6 +54,7 @@ def main() -> None:
     parser.add_argument("--name", default="generic")
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0, help="training seed (the held-out questions keep theirs)")
+    parser.add_argument("--questions", type=Path, help="hand-written question<TAB>answers file to ask too")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not args.kb.exists():
@@ -85,7 +93,23 @@ def main() -> None:
         rows.append((f"{kind} Hits@1, held-out wordings (n={n})",
                      f"{100 * sum(hits[kind]) / n:.2f} (baseline, the path's most frequent answer: "
                      f"{100 * sum(baseline[kind]) / n:.2f})"))
+    if args.questions:
+        rows += hand_written(answerer, args.questions)
     report(f"{args.name}: a KG without templates", rows, args.json)
+
+
+def hand_written(answerer: Any, path: Path) -> list[tuple[str, str]]:
+    """Hits@1 on the questions of ``path`` asked as typed (linked), and each one missed."""
+    rows, right = [], 0
+    lines = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for question, answers in lines:
+        result = answerer.ask(question)
+        top = result.answers[0].name if result.answers else None
+        if top in answers.split("|"):
+            right += 1
+        else:
+            rows.append((f"  missed: {question}", f"{top} ({result.confidence:.2f})"))
+    return [(f"hand-written questions Hits@1 (n={len(lines)})", f"{100 * right / len(lines):.2f}"), *rows]
 
 
 if __name__ == "__main__":

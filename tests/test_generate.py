@@ -311,3 +311,24 @@ def test_a_kg_without_templates_is_asked_about_as_its_relation_names_read(tmp_pa
     assert two_hop and all([graph.label(a) for a in e.answers] == ["Pisa"] for e in two_hop)
     moons = [e for e in examples if e.group == "text:~born in>~discovered by"]
     assert moons and all(sorted(graph.label(a) for a in e.answers) == ["Europa", "Io"] for e in moons)
+
+
+def test_doers_and_places_are_asked_about_as_people_ask() -> None:
+    """"Where was the discoverer of Europa born" was answered with the discoverer (1.0): no
+    training question named the doer of a "V-ed by" relation by its noun, nor asked "where"
+    about a "born in". Now the agent noun comes from the verb by how English writes it, and
+    the noun phrase composes two-hop questions; "where" asks about participles with "in"/"at"."""
+    from kqa.generate import agent_noun
+
+    assert [agent_noun(v) for v in ("discover", "direct", "found", "create", "compose", "own")] == \
+        ["discoverer", "director", "founder", "creator", "composer", "owner"]
+    assert agent_noun("affect") is None  # no common noun: no wording
+    found = generic_phrasing("founded by")
+    assert {"who is the founder of {x}", "which {type} is the founder of {x}"} <= set(pick(found.ask, "train"))
+    assert "who was the founder of {x}" in pick(found.ask, "test")  # a held-out wording of the family
+    assert {"the founder of {x}", "{x}'s founder"} <= set(found.noun)
+    assert not any("affecter" in t for t in generic_phrasing("affected by").ask + generic_phrasing("affected by").noun)
+    assert {"where was {x} born", "where is {x} born"} <= set(generic_phrasing("born in").ask)
+    assert "where is {x} located" in generic_phrasing("located in").ask
+    assert not any(t.startswith("where") for t in generic_phrasing("part of").ask + generic_phrasing("lives in").ask)
+    assert not any(t.startswith("where") for t in generic_phrasing("born in", inverse=True).ask)
