@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from kqa.graph import ENTITY, KGraph, load_graph
+from kqa.graph import ENTITY, LITERAL, KGraph, load_graph
 from kqa.link import AliasTable, alias_key, join_compounds, spoken
 from kqa.recognise import lookalikes
 from kqa.retrieve import default_hub_degree
@@ -368,7 +368,11 @@ class Generator:
         relation's inverse ("capital of") has it read forwards by that name."""
         count = self.graph.num_relations
         if slot < count:
-            return generic_phrasing(self.graph.relation_names[slot])
+            phrasing = generic_phrasing(self.graph.relation_names[slot])
+            if slot in self.literal_relations:  # "published in" a year: not asked "where"
+                phrasing = Phrasing([t for t in phrasing.ask if not t.lstrip("!").startswith("where ")],
+                                    phrasing.noun)
+            return phrasing
         inverse_name = self.graph.relation_inverse_names[slot - count]
         if inverse_name:
             return generic_phrasing(inverse_name)
@@ -502,6 +506,12 @@ class Generator:
             noun = self._of_type(self.noun_template(s1), middle)
             template = agree(self._of_type(self.ask_template(s2), answers), plural_phrase(noun))
             yield f"{self._kind(s1)}>{self._kind(s2)}", answers, template.replace("{x}", noun), ""
+
+    @cached_property
+    def literal_relations(self) -> set[int]:
+        """The relations whose objects are all literal values (years, numbers)."""
+        literal = self.graph.node_kind[self.graph.dst] == LITERAL
+        return {int(r) for r in np.unique(self.graph.rel) if literal[self.graph.rel == r].all()}
 
     @cached_property
     def walkable(self) -> np.ndarray:

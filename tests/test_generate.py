@@ -332,3 +332,21 @@ def test_doers_and_places_are_asked_about_as_people_ask() -> None:
     assert "where is {x} located" in generic_phrasing("located in").ask
     assert not any(t.startswith("where") for t in generic_phrasing("part of").ask + generic_phrasing("lives in").ask)
     assert not any(t.startswith("where") for t in generic_phrasing("born in", inverse=True).ask)
+
+
+def test_a_relation_to_years_is_not_asked_where(tmp_path: Path) -> None:
+    """"born in" a city is asked "where was X born"; "published in" a year is not asked
+    "where was X published": its objects are literal values, not places."""
+    path = tmp_path / "books.ttl"
+    path.write_text('@prefix ex: <http://example.org/> .\n'
+                    '@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .\n'
+                    'ex:Emma ex:published_in "1815"^^xsd:gYear ; ex:located_in ex:London .\n'
+                    'ex:Persuasion ex:published_in "1817"^^xsd:gYear ; ex:located_in ex:Bath .\n',
+                    encoding="utf-8")
+    kqa.load_kg(path, "books")
+    examples = generated_examples("books", GenerateConfig(seed=0, typos=0.0, per_path=20))
+    asked = {e.group: set() for e in examples}
+    for e in examples:
+        asked[e.group].add(e.text.split()[0])
+    key = "text:http://example.org/"  # groups are named by the relations' keys
+    assert "where" in asked[key + "located_in"] and "where" not in asked[key + "published_in"]
