@@ -58,13 +58,17 @@ def spoken(name: str) -> str:
 
 
 def strip_brackets(question: str) -> tuple[str, list[tuple[int, int]]]:
-    """The question without ``[ ]`` marks, and the marked spans in the cleaned text."""
+    """The question without ``[ ]`` marks, and the marked spans in the cleaned text. Marks
+    around nothing but spaces ("who directed [ ]") name nothing: they are dropped and give no
+    span, as if the question had none, rather than a blank mention that fuzzy and embedding
+    matching would then find some entity for (it was answered at confidence 0.48)."""
     spans, out, pos, shift = [], [], 0, 0
     for m in BRACKET.finditer(question):
         out.append(question[pos:m.start()])
         start = m.start() - shift
         out.append(m.group(1))
-        spans.append((start, start + len(m.group(1))))
+        if m.group(1).strip():
+            spans.append((start, start + len(m.group(1))))
         shift += 2
         pos = m.end()
     out.append(question[pos:])

@@ -434,3 +434,14 @@ def test_a_name_keeps_its_own_trailing_punctuation() -> None:
     linked = linker.link(question, scorer=_tagger(question, {"Dig": 1.0, "!": 1.0}))
     assert linked.candidates[0].name == "Dig!" and linked.candidates[0].score > 0.9
     assert [s.text for s in linker.aliases.spans("who directed Alien?", [])] == ["Alien"]
+
+
+def test_brackets_around_nothing_name_nothing(films: dict[str, Path]) -> None:
+    """"who directed [ ]" marks no name: it links as "who directed" does (nothing), instead of
+    a blank mention that fuzzy and embedding matching found some entity for."""
+    from kqa.link import strip_brackets
+
+    assert strip_brackets("who directed [ ] in 1999") == ("who directed   in 1999", [])
+    assert strip_brackets("[Jaws] and [ ]") == ("Jaws and  ", [(0, 4)])
+    assert kqa.link_entities("films", "who directed [ ]").candidates == \
+        kqa.link_entities("films", "who directed").candidates == []
