@@ -26,7 +26,7 @@ from kqa.device import default_device
 from kqa.encode import Encoder, TextEncoder, get_encoder
 from kqa.errors import KqaError, ModelMismatchError, NotFoundError
 from kqa.familiar import Familiarity, capped_confidence, wording
-from kqa.graph import KGraph, load_graph
+from kqa.graph import KGraph, load_graph, type_name
 from kqa.index import open_index, relation_texts
 from kqa.link import BRACKET, Candidate, Linker, Span, get_linker, join_compounds, strip_brackets
 from kqa.model import Batch, KnowledgeTensors, ModelConfig, QAModel, type_weight
@@ -91,16 +91,6 @@ def _slot_types(graph: KGraph, node_type: torch.Tensor) -> torch.Tensor:
     table = torch.zeros(2 * count, kinds).index_put_((slots, node_type[tails]), torch.ones(len(tails)),
                                                      accumulate=True)
     return table / table.sum(-1, keepdim=True).clamp(min=1.0)
-
-
-def type_name(node_type: str | None) -> str:
-    """A node type as words ("literal:integer" → "integer number")."""
-    if not node_type:
-        return "entity"
-    kind, _, value = node_type.partition(":")
-    if kind == "literal":
-        return {"integer": "integer number", "double": "decimal number"}.get(value, f"{value} value")
-    return node_type.replace("_", " ")
 
 
 def answer_type_names(graph: KGraph) -> list[str]:

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from kqa.graph import ENTITY, LITERAL, KGraph, load_graph
+from kqa.graph import ENTITY, LITERAL, KGraph, load_graph, type_name
 from kqa.link import AliasTable, alias_key, join_compounds, spoken
 from kqa.recognise import lookalikes
 from kqa.retrieve import default_hub_degree
@@ -279,6 +279,25 @@ def generic_phrasing(label: str, inverse: bool = False) -> Phrasing:
     return Phrasing(verb.ask + noun.ask, verb.noun + noun.noun)
 
 
+YEAR = re.compile(r"^\d{3,4}(-\d\d(-\d\d)?)?$")
+
+
+def when_wordings(label: str, years: bool) -> list[str]:
+    """"When" questions for a relation to dates named by a participle and "in", "on" or "at"
+    ("published in" → "when was {x} published"; "in which year was {x} published" as well when
+    every value is a year or a date, ``years``); none for other names. People ask for a date
+    with "when": a model trained only on "what is {x} published in" read "when was Emma
+    published" as whatever other relation "when" resembled."""
+    words = label.split()
+    if len(words) != 2 or words[1] not in ("in", "on", "at") or not _place_participle(words[0]):
+        return []
+    verb = words[0]
+    out = [f"when was {{x}} {verb}", f"!when is {{x}} {verb}"]
+    if years:
+        out += [f"in what year was {{x}} {verb}", f"!in which year was {{x}} {verb}"]
+    return out
+
+
 @dataclass
 class GenerateConfig:
     seed: int = 0
@@ -357,7 +376,7 @@ class Generator:
         return add_typo(template, self.typo_rng)
 
     def _type(self, node: int) -> str:
-        return (self.graph.node_types[node] or "entity").replace("_", " ")
+        return type_name(self.graph.node_types[node])  # "which year", not "which literal:gYear"
 
     def shown_phrase(self, node: int) -> str:
         kind = self._type(node)
@@ -369,8 +388,9 @@ class Generator:
         count = self.graph.num_relations
         if slot < count:
             phrasing = generic_phrasing(self.graph.relation_names[slot])
-            if slot in self.literal_relations:  # "published in" a year: not asked "where"
-                phrasing = Phrasing([t for t in phrasing.ask if not t.lstrip("!").startswith("where ")],
+            if slot in self.literal_relations:  # "published in" a year: asked "when", not "where"
+                kept = [t for t in phrasing.ask if not t.lstrip("!").startswith("where ")]
+                phrasing = Phrasing(kept + when_wordings(self.graph.relation_names[slot], slot in self.year_relations),
                                     phrasing.noun)
             return phrasing
         inverse_name = self.graph.relation_inverse_names[slot - count]
@@ -513,6 +533,18 @@ class Generator:
         rel = self.graph.rel
         to_entity = self.graph.node_kind[self.graph.dst] != LITERAL
         return {int(r) for r in np.setdiff1d(rel, rel[to_entity])}  # one pass, not one per relation
+
+    @cached_property
+    def year_relations(self) -> set[int]:
+        """The literal-valued relations whose values all read as years or dates ("1815",
+        "1815-03-01"): these are also asked "in which year"."""
+        names = self.graph.node_names
+        out = set()
+        for r in self.literal_relations:
+            objects = np.unique(self.graph.dst[self.graph.rel == r])
+            if all(YEAR.match(names[o]) for o in objects.tolist()):
+                out.add(r)
+        return out
 
     @cached_property
     def walkable(self) -> np.ndarray:

@@ -287,6 +287,22 @@ def _short_datatype(datatype: str) -> str:
     return "literal:" + datatype.rsplit("#", 1)[-1].rsplit("/", 1)[-1]
 
 
+LITERAL_WORDS = {"integer": "integer number", "double": "decimal number", "decimal": "decimal number",
+                 "gYear": "year", "date": "date", "dateTime": "date", "gYearMonth": "month"}
+
+
+def type_name(node_type: str | None) -> str:
+    """A node type as words ("literal:integer" → "integer number", "literal:gYear" → "year"):
+    the answer-type head reads types by these words, and generated questions ask "which
+    {type}" with them."""
+    if not node_type:
+        return "entity"
+    kind, _, value = node_type.partition(":")
+    if kind == "literal":
+        return LITERAL_WORDS.get(value, f"{value} value")
+    return node_type.replace("_", " ")
+
+
 _META_FIELDS = ("name", "version", "node_keys", "node_names", "node_types", "aliases",
                 "relation_keys", "relation_names", "relation_inverse_names")
 

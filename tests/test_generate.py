@@ -11,7 +11,7 @@ from PIL import Image
 
 import kqa
 from kqa.generate import (GenerateConfig, Generator, generated_examples, generic_phrasing, pick,
-                          plural_noun, read_templates)
+                          Templates, plural_noun, read_templates)
 
 
 def _flag(path: Path, colours: list[tuple[int, int, int]]) -> str:
@@ -334,9 +334,10 @@ def test_doers_and_places_are_asked_about_as_people_ask() -> None:
     assert not any(t.startswith("where") for t in generic_phrasing("born in", inverse=True).ask)
 
 
-def test_a_relation_to_years_is_not_asked_where(tmp_path: Path) -> None:
+def test_a_relation_to_years_is_asked_when_not_where(tmp_path: Path) -> None:
     """"born in" a city is asked "where was X born"; "published in" a year is not asked
-    "where was X published": its objects are literal values, not places."""
+    "where was X published": its objects are literal values, not places. It is asked "when"
+    (and "in what year", its values being years)."""
     path = tmp_path / "books.ttl"
     path.write_text('@prefix ex: <http://example.org/> .\n'
                     '@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .\n'
@@ -350,3 +351,17 @@ def test_a_relation_to_years_is_not_asked_where(tmp_path: Path) -> None:
         asked[e.group].add(e.text.split()[0])
     key = "text:http://example.org/"  # groups are named by the relations' keys
     assert "where" in asked[key + "located_in"] and "where" not in asked[key + "published_in"]
+    assert "when" in asked[key + "published_in"] and "when" not in asked[key + "located_in"]
+    graph = kqa.open_kg("books").graph
+    generator = Generator(graph, Templates(), GenerateConfig())
+    wordings = generator.generic(graph.relation_keys.index("http://example.org/published_in")).ask
+    assert "in what year was {x} published" in wordings  # its values are all years
+    assert not any("literal" in e.text for e in examples)  # "which year is ...", not "which literal:gYear"
+
+
+def test_when_wordings_need_a_participle_and_years_for_in_which_year() -> None:
+    from kqa.generate import when_wordings
+
+    assert when_wordings("founded in", False) == ["when was {x} founded", "!when is {x} founded"]
+    assert "in what year was {x} released" in when_wordings("released on", True)
+    assert when_wordings("population", True) == when_wordings("has genre", True) == []

@@ -266,6 +266,7 @@ def test_answer_types_are_read_by_name_and_skipped_for_untyped_kgs(home: dict[st
     from kqa.answer import answer_type_names, type_name
 
     assert type_name("literal:integer") == "integer number" and type_name(None) == "entity"
+    assert type_name("literal:gYear") == "year"  # "which year", not "which gYear value"
     graph = kqa.open_kg("films").graph
     assert answer_type_names(graph) == ["entity"]  # one type: nothing to tell answers apart
     meta = json.loads((home["model"] / "config.json").read_text())
