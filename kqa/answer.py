@@ -29,7 +29,7 @@ from kqa.familiar import Familiarity, capped_confidence, wording
 from kqa.graph import KGraph, load_graph, type_name
 from kqa.index import open_index, relation_texts
 from kqa.link import BRACKET, Candidate, Linker, Span, get_linker, join_compounds, strip_brackets
-from kqa.model import Batch, KnowledgeTensors, ModelConfig, QAModel, type_weight
+from kqa.model import Batch, KnowledgeTensors, ModelConfig, QAModel, picture_probs, type_weight
 from kqa.questions import Question, read_questions
 from kqa.retrieve import Propagator, Sparse
 from kqa.spell import Speller, name_words, vocabulary
@@ -74,12 +74,36 @@ def build_knowledge(graph: KGraph, text: TextEncoder, image_ref: str | None,
             bank_node = torch.from_numpy(images.targets[keep])
     node_type, type_text = _node_types(graph, text)
     slot_types = _slot_types(graph, node_type) if node_type is not None else None
+    group, share, groups = _picture_groups(graph)
+
+    def put(tensor: torch.Tensor | None) -> torch.Tensor | None:
+        return tensor.to(device) if tensor is not None else None
     return KnowledgeTensors(relation_text.to(device), node_text.to(device), node_slots.to(device),
-                            bank.to(device) if bank is not None else None,
-                            bank_node.to(device) if bank_node is not None else None,
-                            node_type.to(device) if node_type is not None else None,
-                            type_text.to(device) if type_text is not None else None,
-                            slot_types.to(device) if slot_types is not None else None)
+                            put(bank), put(bank_node), put(node_type), put(type_text), put(slot_types),
+                            put(group), put(share), groups)
+
+
+def _picture_groups(graph: KGraph) -> tuple[torch.Tensor | None, torch.Tensor | None, int]:
+    """Per node, its group of entities whose pictures look the same (-1: a picture of its own)
+    and its share of the group's picture (:func:`kqa.model.picture_probs`): all of it for the
+    member with the most facts, none for the others; (None, None, 0) where no two pictures look
+    the same. Shares in proportion to the facts were tried: the French flag's five American
+    territories then outweighed France (25 facts against 32), and "which continent is this
+    country in" was answered "Americas" for a photo of the French flag."""
+    from kqa.recognise import lookalikes
+
+    groups = sorted({tuple(sorted(same)) for same in lookalikes(graph).values() if len(same) > 1}) \
+        if graph.images else []
+    if not groups:
+        return None, None, 0
+    degree = graph.degree().astype(np.float64)
+    group = torch.full((graph.num_nodes,), -1, dtype=torch.long)
+    share = torch.ones(graph.num_nodes)
+    for g, members in enumerate(groups):
+        group[list(members)] = g
+        share[list(members)] = 0.0
+        share[members[int(np.argmax(degree[list(members)]))]] = 1.0  # ties: the lowest node
+    return group, share, len(groups)
 
 
 def _slot_types(graph: KGraph, node_type: torch.Tensor) -> torch.Tensor:
@@ -353,7 +377,7 @@ class Answerer:
         logits, nodes = self.model.link_image(batch, self.knowledge)
         if logits is None or nodes is None:
             return []
-        probs = torch.softmax(logits[0], -1)[:-1]
+        probs = picture_probs(logits, nodes, self.knowledge)[0]
         top = probs.topk(min(top_k, probs.numel()))
         return [Candidate(int(nodes[i]), self.graph.label(int(nodes[i])), float(v), "image")
                 for v, i in zip(top.values.tolist(), top.indices.tolist())]
@@ -432,7 +456,7 @@ class Answerer:
             confidence = capped_confidence(confidence, familiar, line, LOW_CONFIDENCE)  # type: ignore[arg-type]
         image_topic = []
         if with_image and out.image_logits is not None and out.image_nodes is not None:
-            p = torch.softmax(out.image_logits[0], -1)[:-1]
+            p = picture_probs(out.image_logits, out.image_nodes, self.knowledge)[0]
             top = p.topk(min(5, p.numel()))
             image_topic = [{"name": self.graph.label(int(out.image_nodes[i])), "score": round(float(v), 4),
                             "source": "image"} for v, i in zip(top.values.tolist(), top.indices.tolist())]

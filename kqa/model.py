@@ -78,6 +78,9 @@ class KnowledgeTensors:
     node_type: torch.Tensor | None = None  # [N] each node's type (None: the KG has one type)
     type_text: torch.Tensor | None = None  # [K, text_dim] the type names' text vectors
     slot_types: torch.Tensor | None = None  # [num_slots, K] share of each slot's tails of each type
+    picture_group: torch.Tensor | None = None  # [N] group of entities whose pictures look the same (-1: none)
+    picture_share: torch.Tensor | None = None  # [N] an entity's share of its group's picture (by its facts)
+    picture_groups: int = 0
 
 
 @dataclass
@@ -230,7 +233,7 @@ class QAModel(nn.Module):
         tokens, mention_logits = encoded if encoded is not None else self.encode_tokens(batch)
         relations = self.relations(knowledge)
         image_logits, image_nodes = self.link_image(batch, knowledge)
-        topic_image = _image_topic(image_logits, image_nodes, batch.image_present, image_topic_k)
+        topic_image = _image_topic(image_logits, image_nodes, batch.image_present, image_topic_k, knowledge)
         has_text = torch.zeros(size, dtype=torch.bool, device=tokens.device)
         has_text[batch.topic_text.batch] = True
         has_image = torch.zeros(size, dtype=torch.bool, device=tokens.device)
@@ -394,13 +397,33 @@ def _concat(a: Sparse, b: Sparse) -> Sparse:
     return Sparse(torch.cat([a.batch, b.batch]), torch.cat([a.node, b.node]), torch.cat([a.value, b.value]))
 
 
+def picture_probs(logits: torch.Tensor, nodes: torch.Tensor, knowledge: KnowledgeTensors) -> torch.Tensor:
+    """[B, E] the probability that a picture shows each image entity (``logits``: [B, E + 1]
+    from :meth:`QAModel.link_image`, the last column "none of these").
+
+    Entities whose pictures look the same (France and the territories that fly its flag) pool
+    their probability, and it goes by ``knowledge.picture_share`` (to the member with the most
+    facts), as an ambiguous name's best-connected entity comes first: the recogniser cannot
+    tell them apart and learns an arbitrary split, and a photo of the French flag was answered
+    about Guadeloupe ("what is the capital of this country": Basse-Terre, at 0.13)."""
+    probs = torch.softmax(logits, dim=-1)[:, :-1]
+    if knowledge.picture_group is None or knowledge.picture_share is None or not knowledge.picture_groups:
+        return probs
+    group = knowledge.picture_group[nodes]
+    shared = group >= 0
+    total = torch.zeros(probs.shape[0], knowledge.picture_groups, dtype=probs.dtype, device=probs.device)
+    total = total.index_add(1, group[shared], probs[:, shared])
+    share = knowledge.picture_share[nodes].to(probs.dtype)
+    return torch.where(shared, total[:, group.clamp(min=0)] * share, probs)
+
+
 def _image_topic(logits: torch.Tensor | None, nodes: torch.Tensor | None,
-                 present: torch.Tensor | None, k: int) -> Sparse:
-    """Top-k image-linked entities per question with softmax weights (the probability of
-    "no entity shown" flows nowhere)."""
+                 present: torch.Tensor | None, k: int, knowledge: KnowledgeTensors) -> Sparse:
+    """Top-k image-linked entities per question with their probabilities (:func:`picture_probs`;
+    the probability of "no entity shown" flows nowhere)."""
     if logits is None or nodes is None:
         return Sparse.empty(logits.device if logits is not None else "cpu")
-    probs = torch.softmax(logits, dim=-1)[:, :-1]
+    probs = picture_probs(logits, nodes, knowledge)
     k = min(k, probs.shape[1])
     values, index = probs.topk(k, dim=-1)
     batch = torch.arange(probs.shape[0], device=probs.device).unsqueeze(-1).expand(-1, k)

@@ -117,6 +117,9 @@ def test_model_with_a_recogniser_round_trips_and_answers_about_a_photo(lands: Pa
     assert result.image_topic[0]["name"] == "Land C"
     linked = kqa.link_entities("flags", "which country is this", image=photo)
     assert linked.image_candidates[0].name == "Land C"  # linking uses the model's recogniser
+    shared = distort(Image.open(lands / "E.png"), np.random.default_rng(2), TEST_MIX.only("perspective"))
+    assert answerer.image_candidates(shared, top_k=2)[0].name == "Land A"  # the flag Land E flies too
+    assert answerer.ask("which country is this", image=shared).image_topic[0]["name"] == "Land A"
     _an_answer_of_another_type_than_asked_is_not_confident(answerer, monkeypatch)
     _an_answer_put_first_by_its_type_says_what_the_wording_read_as(answerer, monkeypatch)
     _the_entity_a_question_in_words_names_is_no_confident_answer(answerer, photo, monkeypatch)
@@ -253,3 +256,25 @@ def _the_entity_a_question_in_words_names_is_no_confident_answer(answerer, photo
     assert pictured.answers[0].hop == 0 and pictured.answers[0].name == "Land C"
     assert pictured.confidence == pytest.approx(pictured.answers[0].score) and pictured.confidence > 0.05
     assert "the entity the question names" not in pictured.message
+
+
+def test_a_picture_several_entities_show_is_taken_for_the_best_connected_one(lands: Path) -> None:
+    """Land E flies Land A's flag and has fewer facts: a picture of that flag counts as Land A
+    (France, not the territories that fly its flag), whatever split the recogniser learnt."""
+    from kqa.answer import _picture_groups
+    from kqa.model import KnowledgeTensors, picture_probs
+
+    graph = load_graph("flags")
+    a, e, b = (_named(graph, f"Land {k}") for k in "AEB")
+    assert graph.degree()[a] > graph.degree()[e]
+    group, share, count = _picture_groups(graph)
+    assert count == 1 and int(group[a]) == int(group[e]) >= 0 and int(group[b]) == -1
+    assert float(share[a]) == 1.0 and float(share[e]) == 0.0
+    knowledge = KnowledgeTensors(torch.zeros(2, 4), torch.zeros(graph.num_nodes, 4), torch.zeros(graph.num_nodes, 2),
+                                 picture_group=group, picture_share=share, picture_groups=count)
+    logits = torch.tensor([[0.0, 1.0, 0.5, -5.0]], requires_grad=True)  # rows A, E, B, "none of these"
+    probs = picture_probs(logits, torch.tensor([a, e, b]), knowledge)
+    soft = torch.softmax(logits, -1)[0].tolist()
+    assert probs[0].tolist() == pytest.approx([soft[0] + soft[1], 0.0, soft[2]])
+    probs[0, 0].backward()  # trainable through it
+    assert logits.grad is not None and float(logits.grad.abs().sum()) > 0
