@@ -286,8 +286,9 @@ def when_wordings(label: str, years: bool) -> list[str]:
     """"When" questions for a relation to dates named by a participle and "in", "on" or "at"
     ("published in" → "when was {x} published"; "in which year was {x} published" as well when
     every value is a year or a date, ``years``); none for other names. People ask for a date
-    with "when": a model trained only on "what is {x} published in" read "when was Emma
-    published" as whatever other relation "when" resembled."""
+    with "when", and without these no training question did (the works probe's six "when"
+    questions, three seeds: 17 of 18 right without them, 18 of 18 with: the encoder already
+    reads "published" near the relation's name, so the gain is small; docs/results.md)."""
     words = label.split()
     if len(words) != 2 or words[1] not in ("in", "on", "at") or not _place_participle(words[0]):
         return []

@@ -79,7 +79,7 @@ class KnowledgeTensors:
     type_text: torch.Tensor | None = None  # [K, text_dim] the type names' text vectors
     slot_types: torch.Tensor | None = None  # [num_slots, K] share of each slot's tails of each type
     picture_group: torch.Tensor | None = None  # [N] group of entities whose pictures look the same (-1: none)
-    picture_share: torch.Tensor | None = None  # [N] an entity's share of its group's picture (by its facts)
+    picture_share: torch.Tensor | None = None  # [N] share of its group's picture: 1 the most facts, else 0
     picture_groups: int = 0
 
 
