@@ -14,10 +14,11 @@ question with the answer its relation path has most often in the training questi
 
 ``--questions FILE`` (``question<TAB>answer1|answer2``) also asks questions written by hand,
 as people word them, and prints each one the model gets wrong. One such KG ships here:
-``benchmarks/phrasings/works/`` (93 facts written by hand: books, films, companies,
+``benchmarks/phrasings/works/`` (113 facts written by hand: books, films, companies,
 discoveries, paintings and who made them, where those people were born, the countries of those
-places; 30 questions, most naming a doer by its noun, "where was the discoverer of Europa
-born"). The UMLS one the docs report comes from the ``pykeen`` wheel
+places, and the years books were published, films released and companies founded, as typed
+literals; 36 questions, most naming a doer by its noun, "where was the discoverer of Europa
+born", six asking "when"). The UMLS one the docs report comes from the ``pykeen`` wheel
 (``pykeen/datasets/umls/{train,valid,test}.txt``, concatenated).
 """
 
