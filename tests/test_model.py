@@ -263,7 +263,8 @@ def test_a_near_certain_answer_type_ranks_answers_of_other_types_below() -> None
 
 
 def test_answer_types_are_read_by_name_and_skipped_for_untyped_kgs(home: dict[str, Path]) -> None:
-    from kqa.answer import answer_type_names, type_name
+    from kqa.answer import answer_type_names
+    from kqa.graph import type_name
 
     assert type_name("literal:integer") == "integer number" and type_name(None) == "entity"
     assert type_name("literal:gYear") == "year"  # "which year", not "which gYear value"
