@@ -260,6 +260,11 @@ def test_a_near_certain_answer_type_ranks_answers_of_other_types_below() -> None
     both = torch.cat([scores, scores])  # per question
     mixed = _typed_answers(both, torch.cat([sure, unsure]), node_type)
     assert int(mixed[0].argmax()) == 2 and torch.equal(mixed[1], scores[0])
+    # the asked type reached only faintly (a hop the count gave little to): still first, as the
+    # reader's answer times the head's odds (0.9 × 1.2e-4) would otherwise outrank it
+    faint = torch.tensor([[0.9, 0.0, 0.00005, 0.0]])
+    typed = _typed_answers(faint, sure, node_type)
+    assert int(typed.argmax()) == 2 and typed[0, 2] == pytest.approx(0.00005) and 0 < typed[0, 0] < 0.00005
 
 
 def test_answer_types_are_read_by_name_and_skipped_for_untyped_kgs(home: dict[str, Path]) -> None:
