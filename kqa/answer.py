@@ -74,7 +74,7 @@ def build_knowledge(graph: KGraph, text: TextEncoder, image_ref: str | None,
             bank_node = torch.from_numpy(images.targets[keep])
     node_type, type_text = _node_types(graph, text)
     slot_types = _slot_types(graph, node_type) if node_type is not None else None
-    group, share, groups = _picture_groups(graph)
+    group, share, groups = _picture_groups(graph) if image_ref is not None else (None, None, 0)
 
     def put(tensor: torch.Tensor | None) -> torch.Tensor | None:
         return tensor.to(device) if tensor is not None else None

@@ -28,6 +28,7 @@ from kqa.graph import KGraph
 
 Progress = Callable[[str, int, int], None]
 LOOKALIKE_RMSE = 2.0  # thumbnails closer than this (0..255 scale) show the same picture
+LOOKALIKE_BLOCK = 1024  # thumbnails compared with all the others at a time (4 KB × N each)
 
 
 @dataclass
@@ -83,10 +84,13 @@ def _group_lookalikes(graph: KGraph) -> dict[int, list[int]]:
         return groups
     flat = np.stack(thumbs)
     squares = (flat ** 2).sum(1)
-    distance = np.sqrt(np.maximum(squares[:, None] + squares[None] - 2 * flat @ flat.T, 0) / flat.shape[1])
-    for i, j in zip(*np.nonzero(distance < LOOKALIKE_RMSE)):
-        if i != j:
-            groups[nodes[i]].append(nodes[j])
+    line = LOOKALIKE_RMSE ** 2 * flat.shape[1]  # on squared distances: no square root per pair
+    for start in range(0, len(nodes), LOOKALIKE_BLOCK):  # memory: a block of rows at a time, not N × N
+        block = slice(start, start + LOOKALIKE_BLOCK)
+        squared = squares[block, None] + squares[None] - 2 * flat[block] @ flat.T
+        for i, j in zip(*np.nonzero(squared < line)):
+            if start + i != j:
+                groups[nodes[start + i]].append(nodes[j])
     return groups
 
 

@@ -54,6 +54,17 @@ def test_lookalikes_group_identical_pictures_only(lands: Path) -> None:
     assert _named(graph, "City A") not in groups  # no image, no group
 
 
+def test_lookalikes_are_found_a_block_of_pictures_at_a_time(lands: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pictures are compared a block of rows at a time (memory bounded for KGs with many
+    images): blocks of one give the groups that one block of all gives."""
+    import kqa.recognise as recognise
+
+    graph = load_graph("flags")
+    whole = recognise._group_lookalikes(graph)
+    monkeypatch.setattr(recognise, "LOOKALIKE_BLOCK", 1)
+    assert recognise._group_lookalikes(graph) == whole and any(len(v) > 1 for v in whole.values())
+
+
 def test_generated_questions_about_a_shared_picture_accept_every_owner(lands: Path) -> None:
     from kqa.generate import GenerateConfig, generated_examples
 
