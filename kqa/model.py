@@ -330,9 +330,9 @@ def _typed_answers(scores: torch.Tensor, type_logits: torch.Tensor, node_type: t
     faint the asked type's answers are. (Before, the weight alone: "in what part of the world
     is Kenya", read as the subregion at 0.9995 and one hop at 0.9998 while the type head read a
     region at 0.998, kept Sub-Saharan Africa at 0.0015 above Africa, reached at 0.0007 through
-    two hops. Same three trained countries models, the benchmark's held-out test set: image
-    87.44 → 88.48 / 88.29 / 93.78 %, text 92.58 → 92.73 / 94.80 → 94.90 / 94.31 %, every gain
-    a region question, two single questions lost; docs/results.md.)
+    two hops. Three trained countries models, the benchmark's held-out test set: image 87.44 →
+    88.48 % on one and unchanged on the others, text 92.58 → 92.73, 94.80 → 94.90 % and
+    unchanged; every gain a region question, two single questions lost; docs/results.md.)
 
     The relation reader reads words, and a held-out wording can tie one to the wrong relation
     with odds of 10⁴ and more ("which language is used in Peru": "used in" is how the currency
