@@ -539,13 +539,12 @@ class Generator:
     def year_relations(self) -> set[int]:
         """The literal-valued relations whose values all read as years or dates ("1815",
         "1815-03-01"): these are also asked "in which year"."""
-        names = self.graph.node_names
-        out = set()
-        for r in self.literal_relations:
-            objects = np.unique(self.graph.dst[self.graph.rel == r])
-            if all(YEAR.match(names[o]) for o in objects.tolist()):
-                out.add(r)
-        return out
+        if not self.literal_relations:
+            return set()
+        names, kind = self.graph.node_names, self.graph.node_kind
+        dated = np.array([kind[n] == LITERAL and bool(YEAR.match(names[n])) for n in range(len(names))], dtype=bool)
+        undated = np.unique(self.graph.rel[~dated[self.graph.dst]])  # one pass, as literal_relations
+        return self.literal_relations - {int(r) for r in undated}
 
     @cached_property
     def walkable(self) -> np.ndarray:
