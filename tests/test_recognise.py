@@ -54,15 +54,28 @@ def test_lookalikes_group_identical_pictures_only(lands: Path) -> None:
     assert _named(graph, "City A") not in groups  # no image, no group
 
 
-def test_lookalikes_are_found_a_block_of_pictures_at_a_time(lands: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pictures are compared a block of rows at a time (memory bounded for KGs with many
-    images): blocks of one give the groups that one block of all gives."""
-    import kqa.recognise as recognise
+def test_lookalike_pairs_are_those_a_comparison_of_every_pair_finds() -> None:
+    """Candidates come from the cells' mean colours first (a bound, so nothing is missed):
+    the pairs are exactly those within the line, compared in full, among pictures that are
+    copies with resampling noise, copies a little too far off, and pictures alike in their
+    cells' means but not pixel by pixel."""
+    from kqa.recognise import LOOKALIKE_RMSE, lookalike_pairs
 
-    graph = load_graph("flags")
-    whole = recognise._group_lookalikes(graph)
-    monkeypatch.setattr(recognise, "LOOKALIKE_BLOCK", 1)
-    assert recognise._group_lookalikes(graph) == whole and any(len(v) > 1 for v in whole.values())
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 255, (40, 32 * 32 * 3)).astype(np.float32)
+    near = base[:10] + rng.normal(0, 1.0, (10, base.shape[1])).astype(np.float32)  # within the line
+    far = base[10:15] + rng.normal(0, 3.0, (5, base.shape[1])).astype(np.float32)  # just outside
+    # the pixels of base[15:20] upside down within each 8 × 8 cell: the same cell means,
+    # different pictures (candidates that the full comparison must reject)
+    cells = base[15:20].reshape(5, 4, 8, 4, 8, 3)[:, :, ::-1].reshape(5, -1)
+    thumbs = np.concatenate([base, near, far, cells]).astype(np.float32)
+    line = LOOKALIKE_RMSE ** 2 * thumbs.shape[1]
+    squared = ((thumbs[:, None] - thumbs[None]) ** 2).sum(-1)
+    every = {(i, j) for i in range(len(thumbs)) for j in range(i + 1, len(thumbs)) if squared[i, j] < line}
+    found = lookalike_pairs(thumbs)
+    assert set(found) == every and len(found) == len(set(found))
+    assert {(i, 40 + i) for i in range(10)} <= every  # the noisy copies are look-alikes ...
+    assert not any(j >= 50 for _, j in every)  # ... those a little too far off, or alike in cells only, are not
 
 
 def test_generated_questions_about_a_shared_picture_accept_every_owner(lands: Path) -> None:
