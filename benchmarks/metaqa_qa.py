@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--test-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ema", type=float, default=0.99, help="Decay of the weights' moving average (0: off).")
     parser.add_argument("--home", help="KQA_HOME to use (default: a fresh temporary one).")
     parser.add_argument("--latency-questions", type=int, default=200)
     parser.add_argument("--models", help="Keep the trained models in this folder (default: a temporary one).")
@@ -127,7 +128,8 @@ def main() -> None:
         for fusion in args.fusions.split(","):
             out = Path(args.models or Path(tmp) / "models") / f"movies-{fusion}"
             start = time.perf_counter()
-            trained = kqa.train("movies", train_files, out=out, fusion=fusion, epochs=args.epochs, seed=args.seed)
+            trained = kqa.train("movies", train_files, out=out, fusion=fusion, epochs=args.epochs, seed=args.seed,
+                                 ema=args.ema)
             minutes = (time.perf_counter() - start) / 60
             rows.append((f"[{fusion}] training minutes (incl. encoding {trained.encode_seconds / 60:.1f})", minutes))
             rows.append((f"[{fusion}] epochs, validation Hits@1", f"{trained.epochs}, {trained.val_hits1:.4f}"))

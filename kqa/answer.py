@@ -673,7 +673,7 @@ def _train_model(kg_name: str, questions: list[Question], out: Path, fusion: str
         if image_encoder is None and init_meta["encoders"].get("image"):
             image_encoder = init_meta["encoders"]["image"]["ref"]
     text = get_encoder(text_encoder, "text")
-    examples, stats = make_examples(questions, graph, linker)
+    examples, stats = make_examples(questions, graph, linker, twins=True)
     examples.extend(extra_examples or [])
     check_trainable(examples)
     uses_images = any(e.image is not None for e in examples) or (

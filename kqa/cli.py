@@ -273,6 +273,8 @@ def train_cmd(
                                             "CUDA: the same seed gives a bit-identical model (about 1.5× "
                                             "slower; threads sum in varying order)."),
     max_minutes: Optional[float] = typer.Option(None, help="Stop after this many minutes."),
+    ema: float = typer.Option(0.99, min=0.0, max=0.9999, help="Per-step decay of the moving average of the weights that is "
+                                         "validated and saved (0: the last step's weights)."),
     text_encoder: Optional[str] = typer.Option(None, help="Text encoder (default minilm)."),
     image_encoder: Optional[str] = typer.Option(None, help="Image encoder (default efficientnet-lite0)."),
     recognise: bool = typer.Option(True, "--recognise/--no-recognise",
@@ -305,7 +307,7 @@ def train_cmd(
         result = api.train(kg, list(questions), out, fusion=fusion, init=init, generated=generated,
                            progress=report, log=log, epochs=epochs, lam=lam, lr=lr, batch_size=batch_size,
                            val_fraction=val_fraction, seed=seed, deterministic=deterministic,
-                           max_minutes=max_minutes,
+                           max_minutes=max_minutes, ema=ema,
                            text_encoder=text_encoder, image_encoder=image_encoder,
                            recognise=_recognise_options(recognise, recognise_photos, recognise_epochs,
                                                         recognise_size),

@@ -164,6 +164,63 @@ def test_training_is_deterministic(home: dict[str, Path], tmp_path: Path) -> Non
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
 
 
+def test_training_keeps_the_average_of_its_weights(home: dict[str, Path], tmp_path: Path) -> None:
+    """The weights validated and saved are the moving average; the steps themselves are the
+    same with or without it (deterministic runs: the plain run's weights are the last step's)."""
+    from safetensors.torch import load_file
+
+    saved = {}
+    for ema in (0.0, 0.99):
+        report = kqa.train("films", [home["train"]], out=tmp_path / f"ema{ema}", epochs=1, seed=3,
+                           deterministic=True, ema=ema)
+        saved[ema] = load_file(str(Path(report.model_dir) / "model.safetensors"))
+    trained = [k for k in saved[0.0] if not torch.equal(saved[0.0][k], saved[0.99][k])]
+    assert "rel_offset" in trained and len(trained) > 10
+
+
+def test_the_weight_average_follows_the_weights_and_swaps_back() -> None:
+    from kqa.errors import KqaError
+    from kqa.training import WeightAverage
+
+    weight = torch.nn.Parameter(torch.zeros(3))
+    average = WeightAverage([weight], 0.9)
+    weight.data.fill_(1.0)
+    average.update()
+    assert float(average.shadow[0][0]) > 0.8  # the first updates ramp up: the start is soon forgotten
+    for _ in range(200):
+        average.update()
+    assert torch.allclose(average.shadow[0], torch.ones(3), atol=1e-4)
+    weight.data.fill_(5.0)
+    average.swap()
+    assert torch.allclose(weight.data, torch.ones(3), atol=1e-4) and float(average.shadow[0][0]) == 5.0
+    average.swap()
+    assert float(weight.data[0]) == 5.0
+    with pytest.raises(KqaError, match="ema"):
+        WeightAverage([weight], 1.0)  # an average that never moves would keep the random start
+
+
+def test_a_training_topic_holds_the_nodes_its_written_name_also_links_to(tmp_path: Path) -> None:
+    """MetaQA's tag "ann lee" beside the director Ann Lee: answering links both (1.0 and 0.98),
+    so training sees both; evaluating with gold topics gives the named one only."""
+    from kqa.graph import load_graph
+    from kqa.link import get_linker
+    from kqa.questions import Question
+    from kqa.training import make_examples
+
+    kb = tmp_path / "tags.tsv"
+    rows = [("Up North", "directed_by", "Ann Lee"), ("Up North", "has_tags", "ann lee"),
+            ("Down South", "starred_actors", "Ann Lee"), ("Down South", "has_tags", "drama")]
+    kb.write_text("".join(f"{s}\t{r}\t{o}\n" for s, r, o in rows), encoding="utf-8")
+    kqa.load_kg(kb, "tags")
+    graph, linker = load_graph("tags"), get_linker("tags")
+    asked = [Question("what did [Ann Lee] direct", ["Up North"]), Question("[Down South] is about", ["drama"])]
+    trained, _ = make_examples(asked, graph, linker, twins=True)
+    gold, _ = make_examples(asked, graph, linker)
+    assert sorted((graph.label(n), w) for n, w in trained[0].topic) == [("Ann Lee", 0.5), ("ann lee", 0.5)]
+    assert [(graph.label(n), w) for n, w in gold[0].topic] == [("Ann Lee", 1.0)]
+    assert [(graph.label(n), w) for n, w in trained[1].topic] == [("Down South", 1.0)]  # no twin
+
+
 def test_fine_tune_on_a_new_kg(home: dict[str, Path], tmp_path: Path) -> None:
     """--init starts from a trained model on a KG with other entities and relations."""
     kb = tmp_path / "books.tsv"
