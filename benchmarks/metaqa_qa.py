@@ -107,7 +107,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--test-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--ema", type=float, default=0.99, help="Decay of the weights' moving average (0: off).")
+    parser.add_argument("--ema", type=float, default=0.99,
+                        help="Decay of the weights' moving average (0: off).")
     parser.add_argument("--home", help="KQA_HOME to use (default: a fresh temporary one).")
     parser.add_argument("--latency-questions", type=int, default=200)
     parser.add_argument("--models", help="Keep the trained models in this folder (default: a temporary one).")

@@ -273,8 +273,9 @@ def train_cmd(
                                             "CUDA: the same seed gives a bit-identical model (about 1.5× "
                                             "slower; threads sum in varying order)."),
     max_minutes: Optional[float] = typer.Option(None, help="Stop after this many minutes."),
-    ema: float = typer.Option(0.99, min=0.0, max=0.9999, help="Per-step decay of the moving average of the weights that is "
-                                         "validated and saved (0: the last step's weights)."),
+    ema: float = typer.Option(0.99, min=0.0, max=0.9999,
+                              help="Per-step decay of the moving average of the weights that is "
+                                   "validated and saved (0: the last step's weights)."),
     text_encoder: Optional[str] = typer.Option(None, help="Text encoder (default minilm)."),
     image_encoder: Optional[str] = typer.Option(None, help="Image encoder (default efficientnet-lite0)."),
     recognise: bool = typer.Option(True, "--recognise/--no-recognise",

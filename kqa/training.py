@@ -76,7 +76,8 @@ def nodes_named(graph: KGraph, linker: Linker, name: str) -> list[int]:
     return list(linker.aliases.table.get(alias_key(name), []))
 
 
-def named_topic(graph: KGraph, linker: Linker, names: Sequence[str], keep: int = 3) -> list[tuple[int, float]]:
+def named_topic(graph: KGraph, linker: Linker, names: Sequence[str], keep: int = 3
+                ) -> list[tuple[int, float]]:
     """The topic of a question whose entities are given by name: the nodes so named and, with
     the same weight, the nodes the name as written also links to (up to ``keep`` in all, the
     named ones first; 0: none), as :func:`topic_from_candidates` gives them when answering.

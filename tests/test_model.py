@@ -213,7 +213,8 @@ def test_a_training_topic_holds_the_nodes_its_written_name_also_links_to(tmp_pat
     kb.write_text("".join(f"{s}\t{r}\t{o}\n" for s, r, o in rows), encoding="utf-8")
     kqa.load_kg(kb, "tags")
     graph, linker = load_graph("tags"), get_linker("tags")
-    asked = [Question("what did [Ann Lee] direct", ["Up North"]), Question("[Down South] is about", ["drama"])]
+    asked = [Question("what did [Ann Lee] direct", ["Up North"]),
+             Question("[Down South] is about", ["drama"])]
     trained, _ = make_examples(asked, graph, linker, twins=True)
     gold, _ = make_examples(asked, graph, linker)
     assert sorted((graph.label(n), w) for n, w in trained[0].topic) == [("Ann Lee", 0.5), ("ann lee", 0.5)]
