@@ -90,6 +90,8 @@ class Propagator:
         if not first:
             keep &= self.expandable[scores.node]
         batch, node, value = scores.batch[keep], scores.node[keep], scores.value[keep]
+        if first and applicable:
+            value = self.readable_topic(batch, node, value, relation_probs)
         followed = self.applicable(batch, node, value, relation_probs) if applicable else relation_probs
         starts = self.out_ptr[node]
         counts = self.out_ptr[node + 1] - starts
@@ -105,6 +107,24 @@ class Propagator:
         unique, inverse = torch.unique(key, return_inverse=True)
         summed = torch.zeros(len(unique), dtype=message.dtype, device=self.device).index_add(0, inverse, message)
         return Sparse(unique // self.num_nodes, unique % self.num_nodes, summed.clamp(max=1.0)), followed
+
+    def readable_topic(self, batch: torch.Tensor, node: torch.Tensor, value: torch.Tensor,
+                       relation_probs: torch.Tensor) -> torch.Tensor:
+        """A question's topic weight moved to the topic entities that have the relations read
+        for the first hop: each keeps ``w · f`` of it, renormalised over the question, ``f`` the
+        probability of the reading it can follow (a question none of whose topic entities can
+        follow it keeps its weights). When a name denotes several entities (MetaQA's actor
+        "Sylvester Stallone" and the tag "sylvester stallone", linked at 1.0 and 0.98, each half
+        of the topic), "the movies directed by Sylvester Stallone" is about the one that
+        directed: its answers had half the score, and a confidence of 0.5, for want of an edge
+        of the other. Answering only: training follows the reading as it is (:meth:`run`)."""
+        fit = (relation_probs[batch] * self.has_slot[node].to(relation_probs.dtype)).sum(-1)
+        size = relation_probs.shape[0]
+        total = torch.zeros(size, dtype=value.dtype, device=value.device).index_add(0, batch, value)
+        kept = torch.zeros_like(total).index_add(0, batch, value * fit.to(value.dtype))
+        readable = kept[batch] > 1e-9
+        moved = value * fit.to(value.dtype) * (total / kept.clamp(min=1e-12))[batch]
+        return torch.where(readable, moved, value)
 
     def applicable(self, batch: torch.Tensor, node: torch.Tensor, value: torch.Tensor,
                    relation_probs: torch.Tensor) -> torch.Tensor:

@@ -425,6 +425,37 @@ def test_a_hop_follows_the_relations_its_frontier_has() -> None:
     assert torch.equal(followed[0], probs) and hops[1].to_dict(0) == pytest.approx({1: 0.1, 2: 0.3})
 
 
+def test_a_topic_name_of_several_entities_is_about_the_one_that_has_the_relation_read() -> None:
+    """The actor and the tag of one name, each half of the topic: "the movies directed by
+    him" are the actor's, at full score, not at half; a question none of whose topic entities
+    has the relation keeps its weights; training follows the topic as given."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from kqa.retrieve import Propagator, Sparse
+
+    # 0 actor <-directed_by- 2 film -has_tags-> 1 tag; 3 film -has_tags-> 1 tag
+    graph = SimpleNamespace(src=np.array([2, 2, 3]), dst=np.array([0, 1, 1]), rel=np.array([0, 1, 1]),
+                            num_nodes=4, num_relations=2)
+    propagator = Propagator(graph)  # type: ignore[arg-type]
+    start = Sparse(torch.tensor([0, 0]), torch.tensor([0, 1]), torch.tensor([0.5, 0.5]))
+    directed = torch.tensor([[0.0, 0.0, 1.0, 0.0]])  # slot 2: directed_by backwards
+    def reached(hops: list[Sparse]) -> dict[int, float]:
+        return {node: v for node, v in hops[1].to_dict(0).items() if v > 0}
+
+    hops, _ = propagator.run(start, [directed])
+    assert reached(hops) == pytest.approx({2: 1.0})
+    assert hops[0].to_dict(0) == pytest.approx({0: 0.5, 1: 0.5})  # "which entity is this" unchanged
+    tagged = torch.tensor([[0.0, 0.0, 0.1, 0.9]])  # mostly has_tags backwards: the tag's films
+    hops, _ = propagator.run(start, [tagged])  # the tag now 0.9 of the topic, not 0.5
+    assert reached(hops) == pytest.approx({2: 0.89, 3: 0.889}, abs=0.002)
+    none = torch.tensor([[1.0, 0.0, 0.0, 0.0]])  # directed_by forwards: neither has it
+    assert torch.equal(propagator.readable_topic(start.batch, start.node, start.value, none), start.value)
+    hops, _ = propagator.run(start, [directed], applicable=False)
+    assert reached(hops) == pytest.approx({2: 0.5})
+
+
 def test_answering_skips_the_hops_the_hop_count_gives_almost_nothing_to() -> None:
     """A one-hop question costs one step, not three, when the later hops carry under
     ``EPS_INFERENCE`` of the hop count: the answers' scores do not move beyond that."""
