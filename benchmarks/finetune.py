@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--home", help="KQA_HOME to use (default: a fresh temporary one).")
+    parser.add_argument("--ema", type=float, default=0.99,
+                        help="Decay of the weights' moving average (0: off).")
     args = parser.parse_args()
     metaqa = require_metaqa()
     rows = Rows()
@@ -82,7 +84,7 @@ def main() -> None:
                 for e in subset:
                     e.states = None
                 start = time.perf_counter()
-                _train("countries", subset, out, init, args.epochs, seed)
+                _train("countries", subset, out, init, args.epochs, seed, args.ema)
                 answerer = load_answerer("countries", out)
                 for e in test:
                     e.states = None
@@ -98,12 +100,13 @@ def main() -> None:
     report("cross-domain fine-tuning", rows, args.json)
 
 
-def _train(kg: str, examples: list, out: Path, init: Path | None, epochs: int, seed: int) -> None:
+def _train(kg: str, examples: list, out: Path, init: Path | None, epochs: int, seed: int,
+           ema: float) -> None:
     from kqa.answer import train_model
     from kqa.training import TrainConfig
 
     train_model(kg, [], out, init=init, config=TrainConfig(epochs=epochs, seed=seed, val_fraction=0.0,
-                                                            patience=epochs), extra_examples=examples)
+                                                            patience=epochs, ema=ema), extra_examples=examples)
 
 
 if __name__ == "__main__":
