@@ -2,7 +2,7 @@
 a model trained only on questions generated from it answers wordings it never trained on.
 
     python benchmarks/generic_kg.py KB_FILE [--name NAME] [--home DIR] [--seed 0]
-                                   [--questions FILE] [--json]
+                                   [--questions FILE] [--init MODEL] [--json]
 
 Loads KB_FILE (any format ``kqa kg load`` reads) into a fresh ``KQA_HOME`` (a temporary folder
 unless ``--home``), builds its indexes and trains with ``kqa train --generated``: the questions
@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0, help="training seed (the held-out questions keep theirs)")
     parser.add_argument("--questions", type=Path, help="hand-written question<TAB>answers file to ask too")
+    parser.add_argument("--init", type=Path, help="fine-tune this model (trained on another KG) instead of "
+                                                   "training from scratch")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not args.kb.exists():
@@ -72,7 +74,7 @@ def main() -> None:
     kqa.build_index(args.name)
     rows.append(("load + index seconds", f"{time.perf_counter() - started:.1f}"))
     started = time.perf_counter()
-    trained = kqa.train(args.name, generated=True, seed=args.seed)
+    trained = kqa.train(args.name, generated=True, seed=args.seed, init=args.init)
     rows.append(("kqa train --generated seconds", f"{time.perf_counter() - started:.1f}"))
     graph = kqa.open_kg(args.name).graph
     rows.append(("KG: triples / nodes / relations", f"{len(graph.src):,} / {graph.num_nodes:,} / {graph.num_relations}"))

@@ -222,6 +222,28 @@ def test_a_training_topic_holds_the_nodes_its_written_name_also_links_to(tmp_pat
     assert [(graph.label(n), w) for n, w in trained[1].topic] == [("Down South", 1.0)]  # no twin
 
 
+def test_fine_tuning_copies_what_reasons_and_not_what_reads_the_old_wordings(home: dict[str, Path]) -> None:
+    """The relation reader, hop counts and fusion come from the other model; its token
+    transformer and mention tagger, which read its own training wordings, start fresh."""
+    from safetensors.torch import load_file
+
+    from kqa.answer import _load_init, build_model
+    from kqa.model import ModelConfig
+
+    meta = json.loads((home["model"] / "config.json").read_text())
+    source = load_file(str(home["model"] / "model.safetensors"))
+    config = ModelConfig(**{**meta["model"], "num_slots": meta["model"]["num_slots"] + 2})  # another KG
+    torch.manual_seed(0)
+    model = build_model(config)
+    _load_init(model, home["model"], meta, config)
+    state = model.state_dict()
+    for copied in ("rel_match.weight", "query_mix.0.weight", "stop_head.0.weight", "hop_query"):
+        assert torch.equal(state[copied], source[copied]), copied
+    for fresh in ("context.layers.0.linear1.weight", "token_proj.0.weight", "mention_head.weight"):
+        assert not torch.equal(state[fresh], source[fresh]), fresh
+    assert state["rel_offset"].shape[0] == config.num_slots and not state["rel_offset"].any()
+
+
 def test_fine_tune_on_a_new_kg(home: dict[str, Path], tmp_path: Path) -> None:
     """--init starts from a trained model on a KG with other entities and relations."""
     kb = tmp_path / "books.tsv"
