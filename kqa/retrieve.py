@@ -119,12 +119,12 @@ class Propagator:
         directed: its answers had half the score, and a confidence of 0.5, for want of an edge
         of the other. Answering only: training follows the reading as it is (:meth:`run`)."""
         fit = (relation_probs[batch] * self.has_slot[node].to(relation_probs.dtype)).sum(-1)
-        size = relation_probs.shape[0]
-        total = torch.zeros(size, dtype=value.dtype, device=value.device).index_add(0, batch, value)
-        kept = torch.zeros_like(total).index_add(0, batch, value * fit.to(value.dtype))
-        readable = kept[batch] > 1e-9
-        moved = value * fit.to(value.dtype) * (total / kept.clamp(min=1e-12))[batch]
-        return torch.where(readable, moved, value)
+        weighted = value * fit.to(value.dtype)
+        total = torch.zeros(relation_probs.shape[0], dtype=value.dtype, device=value.device)
+        kept = total.index_add(0, batch, weighted)
+        total = total.index_add(0, batch, value)
+        moved = weighted * (total / kept.clamp(min=1e-12))[batch]
+        return torch.where(kept[batch] > 1e-9, moved, value)
 
     def applicable(self, batch: torch.Tensor, node: torch.Tensor, value: torch.Tensor,
                    relation_probs: torch.Tensor) -> torch.Tensor:
