@@ -9,10 +9,11 @@ unless ``--home``), builds its indexes and trains with ``kqa train --generated``
 are the generic wordings read off the relation names (:func:`kqa.generate.generic_phrasing`),
 one and two hops. Then it asks the held-out generic wordings (the ``!`` ones, another seed),
 the entity linked from the text as ``kqa ask`` links it, and prints Hits@1 for one-hop and
-two-hop questions with the time of each step. ``--train-questions N`` trains on N of the
-generated training questions only (drawn with the seed): a small target set, for comparing
-fine-tuning (``--init``) with training from scratch where data is scarce. Baseline, same questions: answering every
+two-hop questions with the time of each step. Baseline, same questions: answering every
 question with the answer its relation path has most often in the training questions.
+``--train-questions N`` trains on N of the generated training questions only (drawn with the
+seed): a small target set, to compare fine-tuning (``--init``) with training from scratch
+where data is scarce.
 
 ``--questions FILE`` (``question<TAB>answer1|answer2``) also asks questions written by hand,
 as people word them, and prints each one the model gets wrong. One such KG ships here:
@@ -64,6 +65,8 @@ def main() -> None:
                                                              "training questions (default: all)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.train_questions is not None and args.train_questions < 1:
+        parser.error("--train-questions must be at least 1")
     if not args.kb.exists():
         sys.exit(f"error: {args.kb}: no such file")
     os.environ["KQA_HOME"] = str(args.home or tempfile.mkdtemp(prefix="kqa-generic-"))
