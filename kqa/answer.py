@@ -733,7 +733,8 @@ def _train_model(kg_name: str, questions: list[Question], out: Path, fusion: str
         "hub_degree": propagator.hub_degree,
         "train": asdict(config),
         "init": str(init) if init else None,
-        "data": {"examples": len(examples), "train": len(train), "validation": len(val), **stats},
+        "data": {"examples": len(examples), "train": len(train), "validation": len(val),
+                 "generated": len(extra_examples or []), **stats},
         "metrics": {"val_hits@1": summary["best_val_hits@1"]},
         "vocabulary": words,
     }
@@ -761,17 +762,31 @@ def _train_model(kg_name: str, questions: list[Question], out: Path, fusion: str
 # own training wordings (started from them, a model read a new domain's unseen wordings worse:
 # countries 81.3 % against 86.9 % with them fresh, 3 seeds; docs/results.md)
 NOT_PASSED_ON = ("rel_offset", "recogniser.", "context.", "token_proj.", "mention_head.")
+# ... unless those wordings included the generator's (:mod:`kqa.generate`), which is what a new
+# KG's generated training questions are made of: then they read the target's wordings too, and
+# passing them on helped in every case measured (docs/results.md, "Fine-tuning across domains")
+NOT_PASSED_ON_FROM_GENERATED = ("rel_offset", "recogniser.")
+
+
+def not_passed_on(meta: dict[str, Any]) -> tuple[str, ...]:
+    """The weights (name prefixes) that start fresh when fine-tuning from the model whose
+    config is ``meta``: the token transformer and tagger are passed on only by a model trained
+    on generated questions too (its config counts them; models saved before it did count none)."""
+    generated = int((meta.get("data") or {}).get("generated", 0) or 0)
+    return NOT_PASSED_ON_FROM_GENERATED if generated > 0 else NOT_PASSED_ON
 
 
 def _load_init(model: QAModel, init: Path, meta: dict[str, Any], config: ModelConfig) -> None:
     """Start from another model: what reasons over a KG (the relation reader, hop counts,
-    fusion, answer types) is copied where its shape fits; :data:`NOT_PASSED_ON` starts fresh."""
+    fusion, answer types) is copied where its shape fits, and what reads wordings where the
+    other model read the generator's (:func:`not_passed_on`); the rest starts fresh."""
     if not (init / "model.safetensors").is_file():
         raise NotFoundError(f"no model weights at {init}")
     state = load_file(str(init / "model.safetensors"), device="cpu")
     own = model.state_dict()
+    fresh = not_passed_on(meta)
     usable = {k: v for k, v in state.items()
-              if k in own and own[k].shape == v.shape and not k.startswith(NOT_PASSED_ON)}
+              if k in own and own[k].shape == v.shape and not k.startswith(fresh)}
     model.load_state_dict(usable, strict=False)
 
 

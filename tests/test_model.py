@@ -244,6 +244,31 @@ def test_fine_tuning_copies_what_reasons_and_not_what_reads_the_old_wordings(hom
     assert state["rel_offset"].shape[0] == config.num_slots and not state["rel_offset"].any()
 
 
+def test_a_model_trained_on_generated_questions_passes_on_its_reading_too(home: dict[str, Path]) -> None:
+    """A source that read the generator's wordings (its config counts generated questions)
+    reads what a new KG's generated questions say: its token transformer and tagger are
+    passed on as well; its KG's relation offsets still start fresh."""
+    from safetensors.torch import load_file
+
+    from kqa.answer import _load_init, build_model, not_passed_on
+    from kqa.model import ModelConfig
+
+    meta = json.loads((home["model"] / "config.json").read_text())
+    assert meta["data"]["generated"] == 0 and "context." in not_passed_on(meta)
+    assert "context." in not_passed_on({"data": {"examples": 10}})  # saved before the count
+    meta["data"]["generated"] = 500
+    source = load_file(str(home["model"] / "model.safetensors"))
+    config = ModelConfig(**{**meta["model"], "num_slots": meta["model"]["num_slots"] + 2})
+    torch.manual_seed(0)
+    model = build_model(config)
+    _load_init(model, home["model"], meta, config)
+    state = model.state_dict()
+    for copied in ("context.layers.0.linear1.weight", "token_proj.0.weight", "mention_head.weight",
+                   "rel_match.weight", "stop_head.0.weight"):
+        assert torch.equal(state[copied], source[copied]), copied
+    assert not state["rel_offset"].any()
+
+
 def test_fine_tune_on_a_new_kg(home: dict[str, Path], tmp_path: Path) -> None:
     """--init starts from a trained model on a KG with other entities and relations."""
     kb = tmp_path / "books.tsv"
