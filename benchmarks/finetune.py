@@ -5,10 +5,11 @@
 
 Source: a model trained on MetaQA movies (given with --source, else a quick one is trained
 here on 6,000 MetaQA questions and 6,000 questions generated from the movies KG: a source that
-has read the generator's wordings passes its reading on, kqa.answer.not_passed_on). Target: the countries KG — other entities, other relations —
-with a small training set of text questions generated from it (training templates), evaluated
-on held-out generated questions (held-out templates, entities linked from the text). The same
-target data, epochs and seeds train a model from scratch; the table shows both.
+has read the generator's wordings passes its reading on, kqa.answer.not_passed_on). Target:
+the countries KG (other entities, other relations) with a small training set of text
+questions generated from it (training templates), evaluated on held-out generated questions
+(held-out templates, entities linked from the text). The same target data, epochs and seeds
+train a model from scratch; the table shows both.
 """
 
 from __future__ import annotations

@@ -657,7 +657,9 @@ def _train_model(kg_name: str, questions: list[Question], out: Path, fusion: str
     recogniser of the KG's entity images is trained first (:mod:`kqa.recognise`;
     ``recognise``: its :class:`~kqa.recognise.RecogniseConfig` fields, or False for none), or
     taken from the model at ``recogniser_from``; the answer model then reads its embeddings as
-    the image feature."""
+    the image feature. ``extra_examples``: questions generated from the KG (:mod:`kqa.generate`),
+    trained on beside ``questions``; the config counts them (``data.generated``: a model that
+    read the generator's wordings passes its reading on, :func:`not_passed_on`)."""
     config = config or TrainConfig()
     seed_everything(config.seed)
     started = time.perf_counter()
@@ -771,7 +773,8 @@ NOT_PASSED_ON_FROM_GENERATED = ("rel_offset", "recogniser.")
 def not_passed_on(meta: dict[str, Any]) -> tuple[str, ...]:
     """The weights (name prefixes) that start fresh when fine-tuning from the model whose
     config is ``meta``: the token transformer and tagger are passed on only by a model trained
-    on generated questions too (its config counts them; models saved before it did count none)."""
+    on generated questions too (configs count them from the fifteenth session on; a model
+    saved before keeps the old rule)."""
     generated = int((meta.get("data") or {}).get("generated", 0) or 0)
     return NOT_PASSED_ON_FROM_GENERATED if generated > 0 else NOT_PASSED_ON
 
