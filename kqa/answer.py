@@ -763,11 +763,11 @@ def _train_model(kg_name: str, questions: list[Question], out: Path, fusion: str
 # recogniser knows its KG's entities only, and its token transformer and mention tagger read its
 # own training wordings (started from them, a model read a new domain's unseen wordings worse:
 # countries 81.3 % against 86.9 % with them fresh, 3 seeds; docs/results.md)
-NOT_PASSED_ON = ("rel_offset", "recogniser.", "context.", "token_proj.", "mention_head.")
 # ... unless those wordings included the generator's (:mod:`kqa.generate`), which is what a new
 # KG's generated training questions are made of: then they read the target's wordings too, and
 # passing them on helped in every case measured (docs/results.md, "Fine-tuning across domains")
 NOT_PASSED_ON_FROM_GENERATED = ("rel_offset", "recogniser.")
+NOT_PASSED_ON = NOT_PASSED_ON_FROM_GENERATED + ("context.", "token_proj.", "mention_head.")
 
 
 def not_passed_on(meta: dict[str, Any]) -> tuple[str, ...]:
@@ -775,8 +775,7 @@ def not_passed_on(meta: dict[str, Any]) -> tuple[str, ...]:
     config is ``meta``: the token transformer and tagger are passed on only by a model trained
     on generated questions too (configs count them from the fifteenth session on; a model
     saved before keeps the old rule)."""
-    generated = int((meta.get("data") or {}).get("generated", 0) or 0)
-    return NOT_PASSED_ON_FROM_GENERATED if generated > 0 else NOT_PASSED_ON
+    return NOT_PASSED_ON_FROM_GENERATED if meta.get("data", {}).get("generated", 0) > 0 else NOT_PASSED_ON
 
 
 def _load_init(model: QAModel, init: Path, meta: dict[str, Any], config: ModelConfig) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -222,21 +223,27 @@ def test_a_training_topic_holds_the_nodes_its_written_name_also_links_to(tmp_pat
     assert [(graph.label(n), w) for n, w in trained[1].topic] == [("Down South", 1.0)]  # no twin
 
 
-def test_fine_tuning_copies_what_reasons_and_not_what_reads_the_old_wordings(home: dict[str, Path]) -> None:
-    """The relation reader, hop counts and fusion come from the other model; its token
-    transformer and mention tagger, which read its own training wordings, start fresh."""
+def _fine_tuned_start(folder: Path, meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """(the source's weights, a new model's weights after ``_load_init`` from it for a KG with
+    one more relation, that model's config)."""
     from safetensors.torch import load_file
 
     from kqa.answer import _load_init, build_model
     from kqa.model import ModelConfig
 
-    meta = json.loads((home["model"] / "config.json").read_text())
-    source = load_file(str(home["model"] / "model.safetensors"))
+    source = load_file(str(folder / "model.safetensors"))
     config = ModelConfig(**{**meta["model"], "num_slots": meta["model"]["num_slots"] + 2})  # another KG
     torch.manual_seed(0)
     model = build_model(config)
-    _load_init(model, home["model"], meta, config)
-    state = model.state_dict()
+    _load_init(model, folder, meta, config)
+    return source, model.state_dict(), config
+
+
+def test_fine_tuning_copies_what_reasons_and_not_what_reads_the_old_wordings(home: dict[str, Path]) -> None:
+    """The relation reader, hop counts and fusion come from the other model; its token
+    transformer and mention tagger, which read its own training wordings, start fresh."""
+    meta = json.loads((home["model"] / "config.json").read_text())
+    source, state, config = _fine_tuned_start(home["model"], meta)
     for copied in ("rel_match.weight", "query_mix.0.weight", "stop_head.0.weight", "hop_query"):
         assert torch.equal(state[copied], source[copied]), copied
     for fresh in ("context.layers.0.linear1.weight", "token_proj.0.weight", "mention_head.weight"):
@@ -248,21 +255,13 @@ def test_a_model_trained_on_generated_questions_passes_on_its_reading_too(home: 
     """A source that read the generator's wordings (its config counts generated questions)
     reads what a new KG's generated questions say: its token transformer and tagger are
     passed on as well; its KG's relation offsets still start fresh."""
-    from safetensors.torch import load_file
-
-    from kqa.answer import _load_init, build_model, not_passed_on
-    from kqa.model import ModelConfig
+    from kqa.answer import not_passed_on
 
     meta = json.loads((home["model"] / "config.json").read_text())
     assert meta["data"]["generated"] == 0 and "context." in not_passed_on(meta)
     assert "context." in not_passed_on({"data": {"examples": 10}})  # saved before the count
     meta["data"]["generated"] = 500
-    source = load_file(str(home["model"] / "model.safetensors"))
-    config = ModelConfig(**{**meta["model"], "num_slots": meta["model"]["num_slots"] + 2})
-    torch.manual_seed(0)
-    model = build_model(config)
-    _load_init(model, home["model"], meta, config)
-    state = model.state_dict()
+    source, state, _config = _fine_tuned_start(home["model"], meta)
     for copied in ("context.layers.0.linear1.weight", "token_proj.0.weight", "mention_head.weight",
                    "rel_match.weight", "stop_head.0.weight"):
         assert torch.equal(state[copied], source[copied]), copied
