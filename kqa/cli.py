@@ -276,6 +276,8 @@ def train_cmd(
     ema: float = typer.Option(0.99, min=0.0, max=0.9999,
                               help="Per-step decay of the moving average of the weights that is "
                                    "validated and saved (0: the last step's weights)."),
+    min_steps: int = typer.Option(0, min=0, help="Optimiser steps at least: a small question set is passed "
+                                                  "over several times an epoch (0: once an epoch)."),
     text_encoder: Optional[str] = typer.Option(None, help="Text encoder (default minilm)."),
     image_encoder: Optional[str] = typer.Option(None, help="Image encoder (default efficientnet-lite0)."),
     recognise: bool = typer.Option(True, "--recognise/--no-recognise",
@@ -308,7 +310,7 @@ def train_cmd(
         result = api.train(kg, list(questions), out, fusion=fusion, init=init, generated=generated,
                            progress=report, log=log, epochs=epochs, lam=lam, lr=lr, batch_size=batch_size,
                            val_fraction=val_fraction, seed=seed, deterministic=deterministic,
-                           max_minutes=max_minutes, ema=ema,
+                           max_minutes=max_minutes, ema=ema, min_steps=min_steps,
                            text_encoder=text_encoder, image_encoder=image_encoder,
                            recognise=_recognise_options(recognise, recognise_photos, recognise_epochs,
                                                         recognise_size),

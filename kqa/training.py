@@ -66,6 +66,9 @@ class TrainConfig:
     max_minutes: float | None = None
     eval_every: int = 1
     ema: float = 0.99  # per-step decay of the weights' moving average that is validated and kept (0: off)
+    # a small training set is passed over several times an epoch, so that training makes at
+    # least this many optimiser steps in all (0: once an epoch, however few steps that is)
+    min_steps: int = 0
 
 
 def nodes_named(graph: KGraph, linker: Linker, name: str) -> list[int]:
@@ -332,7 +335,8 @@ class Trainer:
         cfg = self.config
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        passes = passes_per_epoch(len(train), cfg)
+        steps_per_epoch = math.ceil(passes * len(train) / cfg.batch_size)
         total_steps = max(1, steps_per_epoch * cfg.epochs)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps))
         rng = random.Random(cfg.seed)
@@ -344,8 +348,11 @@ class Trainer:
         step = 0
         for epoch in range(1, cfg.epochs + 1):
             self.model.train()
-            order = train[:]
-            rng.shuffle(order)
+            order = []
+            for _ in range(passes):
+                shuffled = train[:]
+                rng.shuffle(shuffled)
+                order.extend(shuffled)
             sums: dict[str, float] = {}
             hits = count = 0
             for start in range(0, len(order), cfg.batch_size):
@@ -371,7 +378,7 @@ class Trainer:
                 self.progress(f"epoch {epoch}", min(start + cfg.batch_size, len(order)), len(order))
                 if cfg.max_minutes and time.perf_counter() - started > cfg.max_minutes * 60:
                     break
-            record = {"epoch": epoch, "seconds": round(time.perf_counter() - started, 1),
+            record = {"epoch": epoch, "steps": step, "seconds": round(time.perf_counter() - started, 1),
                       "train_hits@1": hits / max(count, 1),
                       **{f"loss_{k}": v / min(len(order), start + cfg.batch_size) for k, v in sums.items()}}
             if average is not None:
@@ -448,6 +455,21 @@ class WeightAverage:
             held = param.detach().clone()
             param.copy_(shadow)
             shadow.copy_(held)
+
+
+def passes_per_epoch(examples: int, config: TrainConfig) -> int:
+    """How many times an epoch goes over the training set: once, unless the epochs would then
+    make fewer than ``config.min_steps`` optimiser steps. A hundred questions in batches of 64
+    are two steps an epoch, 24 in twelve epochs; given 300, a fresh countries model trained on
+    100 questions read held-out wordings far better (69 → 84 % Hits@1), one trained on 300 a
+    little worse (docs/results.md), so it is an option and not the default. Epochs (validation,
+    early stopping, the curves) keep their meaning; each is just longer."""
+    if not examples or not config.epochs:
+        return 1
+    passes = 1
+    while math.ceil(passes * examples / config.batch_size) * config.epochs < config.min_steps:
+        passes += 1
+    return passes
 
 
 def warmup_cosine(total_steps: int, warmup: float = 0.05, floor: float = 0.05) -> Callable[[int], float]:

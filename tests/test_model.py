@@ -179,6 +179,24 @@ def test_training_keeps_the_average_of_its_weights(home: dict[str, Path], tmp_pa
     assert "rel_offset" in trained and len(trained) > 10
 
 
+def test_a_small_training_set_is_passed_over_until_training_has_its_minimum_steps(
+        home: dict[str, Path], tmp_path: Path) -> None:
+    from kqa.training import TrainConfig, passes_per_epoch
+
+    assert passes_per_epoch(100, TrainConfig(epochs=12, batch_size=64, min_steps=0)) == 1
+    config = TrainConfig(epochs=12, batch_size=64, min_steps=240)  # 100 questions: 2 steps an epoch
+    passes = passes_per_epoch(100, config)
+    assert -(-passes * 100 // 64) * 12 >= 240 > -(-(passes - 1) * 100 // 64) * 12  # the fewest that do
+    assert passes_per_epoch(100_000, TrainConfig(epochs=12, batch_size=64, min_steps=240)) == 1
+    steps = {}
+    for floor in (0, 40):
+        report = kqa.train("films", [home["train"]], out=tmp_path / f"steps{floor}", epochs=2, seed=3,
+                           val_fraction=0.0, min_steps=floor)
+        steps[floor] = [h["steps"] for h in report.history]
+    assert len(steps[0]) == len(steps[40]) == 2  # epochs keep their meaning; each is longer
+    assert steps[0][-1] < 40 <= steps[40][-1] < 40 + steps[0][-1]
+
+
 def test_the_weight_average_follows_the_weights_and_swaps_back() -> None:
     from kqa.errors import KqaError
     from kqa.training import WeightAverage
