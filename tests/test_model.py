@@ -181,12 +181,15 @@ def test_training_keeps_the_average_of_its_weights(home: dict[str, Path], tmp_pa
 
 def test_a_small_training_set_is_passed_over_until_training_has_its_minimum_steps(
         home: dict[str, Path], tmp_path: Path) -> None:
+    import math
+
     from kqa.training import TrainConfig, passes_per_epoch
 
     assert passes_per_epoch(100, TrainConfig(epochs=12, batch_size=64, min_steps=0)) == 1
     config = TrainConfig(epochs=12, batch_size=64, min_steps=240)  # 100 questions: 2 steps an epoch
     passes = passes_per_epoch(100, config)
-    assert -(-passes * 100 // 64) * 12 >= 240 > -(-(passes - 1) * 100 // 64) * 12  # the fewest that do
+    steps_of = lambda n: math.ceil(n * 100 / 64) * 12  # noqa: E731
+    assert steps_of(passes) >= 240 > steps_of(passes - 1)  # the fewest passes that make them
     assert passes_per_epoch(100_000, TrainConfig(epochs=12, batch_size=64, min_steps=240)) == 1
     steps = {}
     for floor in (0, 40):
