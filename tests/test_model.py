@@ -181,8 +181,6 @@ def test_training_keeps_the_average_of_its_weights(home: dict[str, Path], tmp_pa
 
 def test_a_small_training_set_is_passed_over_until_training_has_its_minimum_steps(
         home: dict[str, Path], tmp_path: Path) -> None:
-    import math
-
     from kqa.training import TrainConfig, passes_per_epoch
 
     assert passes_per_epoch(100, TrainConfig(epochs=12, batch_size=64, min_steps=0)) == 1
