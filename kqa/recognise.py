@@ -136,8 +136,14 @@ class Recogniser(nn.Module):
         self.batch_size = 32
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 [B, 3, S, S] → L2-normalised [B, dim]."""
-        return self.embed_frozen(self.tower.frozen(images.to(self.entity_vectors.device)))
+        """uint8 [B, 3, S, S] → L2-normalised [B, dim], a few images at a time
+        (:func:`kqa.device.image_batch`: on a CPU, big batches are slower per image)."""
+        from kqa.device import image_batch
+
+        device = self.entity_vectors.device
+        step = image_batch(device)
+        return torch.cat([self.embed_frozen(self.tower.frozen(images[i:i + step].to(device)))
+                          for i in range(0, len(images), step)])
 
     def embed_frozen(self, frozen: torch.Tensor) -> torch.Tensor:
         """The same from the tower's frozen layers' output (:meth:`ImageTower.frozen`)."""
@@ -272,8 +278,7 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
 
     with torch.no_grad():  # start each entity's vector at its clean image
         recogniser.eval()
-        recogniser.entity_vectors.copy_(torch.cat([recogniser.embed(clean[i:i + 64])
-                                                   for i in range(0, len(clean), 64)]))
+        recogniser.entity_vectors.copy_(recogniser.embed(clean))
     # the frozen layers see each photo once; epochs only run the layers that train
     frozen = _frozen_outputs(recogniser, images, progress)
     params = [p for p in recogniser.parameters() if p.requires_grad]
@@ -368,10 +373,12 @@ def reuse_recogniser(graph: KGraph, encoder: Encoder, folder: Any
 
 
 @torch.no_grad()
-def _frozen_outputs(recogniser: Recogniser, images: torch.Tensor, progress: Progress,
-                    chunk: int = 64) -> torch.Tensor:
+def _frozen_outputs(recogniser: Recogniser, images: torch.Tensor, progress: Progress) -> torch.Tensor:
     """The tower's frozen layers over every stored photo, once."""
+    from kqa.device import image_batch
+
     recogniser.eval()
+    chunk = image_batch(recogniser.entity_vectors.device)
     out = []
     for start in range(0, len(images), chunk):
         out.append(recogniser.tower.frozen(images[start:start + chunk].to(recogniser.entity_vectors.device)))

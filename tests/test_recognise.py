@@ -186,6 +186,38 @@ def test_tower_frozen_layers_then_trainable_ones_equal_the_whole_network() -> No
     assert any(name.startswith("net._blocks.") for name in trainable) and "net._conv_head.weight" in trainable
 
 
+def test_image_networks_take_a_few_images_at_a_time_on_a_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU a big batch of convolutional activations overflows the caches and runs 2–3×
+    slower per image (kqa.device.image_batch): the recogniser's network and the image encoder
+    must split what they are given, and the split must not change a single vector."""
+    from kqa.device import image_batch
+    from kqa.encode import get_encoder
+    from kqa.recognise import Recogniser
+
+    cpu = torch.device("cpu")
+    step = image_batch(cpu)
+    assert image_batch(torch.device("cuda")) > step
+    encoder = get_encoder("efficientnet-lite0", "image")
+    recogniser = Recogniser(encoder.tower(64), entities=3, dim=8).eval()
+    images = torch.randint(0, 256, (2 * step + 3, 3, 64, 64), dtype=torch.uint8)
+    seen: list[int] = []
+    frozen = recogniser.tower.frozen
+    monkeypatch.setattr(recogniser.tower, "frozen", lambda batch: seen.append(len(batch)) or frozen(batch))
+    with torch.no_grad():
+        together = recogniser.embed(images)
+        one_by_one = torch.cat([recogniser.embed(images[i:i + 1]) for i in range(len(images))])
+    assert seen[:3] == [step, step, 3] and together.shape == (len(images), 8)
+    assert torch.allclose(together, one_by_one, atol=2e-3)  # kernels per batch size round differently
+
+    blocks: list[int] = []
+    extract = encoder.net.extract_features
+    monkeypatch.setattr(encoder.net, "extract_features", lambda batch: blocks.append(len(batch)) or extract(batch))
+    pictures = [Image.new("RGB", (30, 20), (i * 20, 0, 0)) for i in range(image_batch(encoder.device) + 1)]
+    vectors = encoder.encode_batch(pictures)
+    assert max(blocks) <= image_batch(encoder.device) and sum(blocks) == len(pictures)
+    assert np.allclose(vectors[-1], encoder.encode_batch(pictures[-1:])[0], atol=2e-3)
+
+
 def test_the_views_of_a_picture_vote_by_mean_probability() -> None:
     """One sure view (a crop that kept only the part of a flag two countries share) must not
     outvote four views that agree on another entity: the embedding a picture gets names the

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from kqa.device import image_batch
 from kqa.encode import Encoder, EncoderSpec, ImageTower
 from kqa.hookspecs import hookimpl
 from kqa.images import open_image
@@ -64,7 +65,9 @@ class EfficientNetLite0(Encoder):
     @torch.inference_mode()
     def encode_batch(self, items: Sequence[Any]) -> np.ndarray:
         batch = torch.stack([self.pixels(item) for item in items]).to(self.device, memory_format=LAYOUT)
-        features = self.net.extract_features(batch).mean(dim=(2, 3))
+        step = image_batch(self.device)  # on a CPU, big batches are slower per image
+        features = torch.cat([self.net.extract_features(batch[i:i + step]).mean(dim=(2, 3))
+                              for i in range(0, len(batch), step)])
         return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
 
     def tower(self, size: int) -> ImageTower:
