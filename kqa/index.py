@@ -221,26 +221,35 @@ def _cpu(index: Any) -> Any:
 def _encode_items(kind: str, encoder: Encoder, items: list[Any], progress: Progress | None) -> np.ndarray:
     if kind != "images":
         return encoder.encode(items, progress=progress, stage=kind)
-    from kqa.augment import TRAIN_MIX, backgrounds, distort
-    from kqa.images import open_image
+    from kqa.augment import TRAIN_MIX, backgrounds, in_processes
 
-    pool = backgrounds("train")
+    backgrounds(TRAIN_MIX.backgrounds)  # read once here, not again in every worker
     out = np.zeros((len(items), encoder.dim), dtype=np.float32)
     batch = encoder.batch_size
-    for start in range(0, len(items), batch):
-        images = []
-        for path, view in items[start:start + batch]:
-            image = open_image(path)
-            if view:
-                # seeded by the image's content-hash file name, not its folder: the same
-                # views in every KQA_HOME
-                seed = int(hashlib.sha1(f"{Path(path).name}#{view}".encode()).hexdigest()[:8], 16)
-                image = distort(image, np.random.default_rng(seed), TRAIN_MIX, pool)
-            images.append(image)
-        out[start:start + len(images)] = encoder.encode_batch(images)
-        if progress:
-            progress(kind, min(start + batch, len(items)), len(items))
+    # views are made on every core (a third of the countries images' time, serially) in
+    # blocks, so that a large KG's pictures are never all held at once
+    block = 16 * batch
+    for first in range(0, len(items), block):
+        part = items[first:first + block]
+        pictures = list(in_processes(lambda k: _image_view(*part[k]), len(part)))
+        for start in range(0, len(part), batch):
+            out[first + start:first + start + batch] = encoder.encode_batch(pictures[start:start + batch])
+            if progress:
+                progress(kind, min(first + start + batch, len(items)), len(items))
     return out
+
+
+def _image_view(path: str, view: int) -> Any:
+    """An entity image as given (view 0) or an augmented view of it, seeded by the image's
+    content-hash file name, not its folder: the same views in every KQA_HOME."""
+    from kqa.augment import TRAIN_MIX, distort
+    from kqa.images import open_image
+
+    image = open_image(path)
+    if not view:
+        return image
+    seed = int(hashlib.sha1(f"{Path(path).name}#{view}".encode()).hexdigest()[:8], 16)
+    return distort(image, np.random.default_rng(seed), TRAIN_MIX)
 
 
 def build_index(kg_name: str, kind: str, encoder_ref: str | None = None, index_type: str = "auto",

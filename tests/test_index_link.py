@@ -15,6 +15,7 @@ import kqa
 import kqa.index
 from kqa.cli import main
 from kqa.errors import ImageError
+from kqa.graph import load_graph
 from kqa.images import open_image
 from kqa.index import build_index, open_index, read_index
 
@@ -198,6 +199,32 @@ def test_tiny_local_clip_encodes_and_links_images(flags: Path, tmp_path: Path) -
 
     found = get_linker("flags").link_image(flags / "B.png", encoder_ref=clip)
     assert found[0].name == "Land B" and found[0].source == "image"
+
+
+def test_image_index_views_are_made_on_every_core_and_the_same_as_one_by_one(
+        flags: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index's augmented views are made in worker processes, a block at a time: each view
+    must still be the one its image and view number seed, in the order of the rows."""
+    import kqa.augment
+    from kqa.index import _encode_items, _image_view, image_rows
+
+    blocks: list[int] = []
+    in_processes = kqa.augment.in_processes
+    monkeypatch.setattr(kqa.augment, "in_processes",
+                        lambda task, count: blocks.append(count) or in_processes(task, count))
+
+    class Pixels:  # an "encoder" whose vector is the picture's pixels: equal vectors, equal views
+        dim, batch_size = 3 * 16 * 16, 4
+
+        def encode_batch(self, pictures):  # type: ignore[no-untyped-def]
+            return np.stack([np.asarray(p.convert("RGB").resize((16, 16)), dtype=np.float32).ravel()
+                             for p in pictures])
+
+    _keys, items = image_rows(load_graph("flags"), views=23)  # 72 rows: enough to fork for
+    made = _encode_items("images", Pixels(), items, None)  # type: ignore[arg-type]
+    one_by_one = Pixels().encode_batch([_image_view(*item) for item in items])
+    assert blocks == [64, 8] and np.array_equal(made, one_by_one)  # 16 batches of 4, then the rest
+    assert not np.array_equal(made[1], made[2])  # views differ from each other
 
 
 def test_efficientnet_links_a_distorted_flag(flags: Path) -> None:
