@@ -283,7 +283,7 @@ def train_cmd(
     recognise: bool = typer.Option(True, "--recognise/--no-recognise",
                                    help="First fine-tune the image encoder to recognise the KG's entity images."),
     recognise_photos: Optional[int] = typer.Option(None, help="Training photos per entity image (default 40)."),
-    recognise_epochs: Optional[int] = typer.Option(None, help="Recogniser epochs (default 3)."),
+    recognise_epochs: Optional[int] = typer.Option(None, help="Recogniser epochs (default 4)."),
     recognise_size: Optional[int] = typer.Option(None, help="Recogniser input side in pixels (default 160; 128 trains in 60 % of the time, less accurate)."),
     recogniser_from: Optional[Path] = typer.Option(
         None, help="Reuse the recogniser of this trained model instead of training one."),

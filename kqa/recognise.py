@@ -40,7 +40,9 @@ class RecogniseConfig:
     dim: int = 256
     views_per_entity: int = 40
     max_views: int = 12_000
-    epochs: int = 3
+    # 4, not 3: on a 2-core machine whose kernels round differently, 3 epochs named 93.25 % of
+    # the held-out photos (one view each) and 4 named 96.03 % (same seed; docs/results.md)
+    epochs: int = 4
     batch_size: int = 48
     lr: float = 1e-3
     seed: int = 0
