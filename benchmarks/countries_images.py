@@ -79,6 +79,8 @@ def confidence_rows(answerer, test, text_kinds: list[str], per_kind: int = 300) 
     text questions of the test set and every picture of no country."""
     from sklearn.metrics import roc_auc_score
 
+    from kqa.answer import LOW_CONFIDENCE
+
     images = [e for e in test if e.image is not None and e.group != "no entity"][:per_kind]
     texts = [e for e in test if e.group in text_kinds][:per_kind]
     nothing = [e for e in test if e.group == "no entity"]
@@ -92,10 +94,42 @@ def confidence_rows(answerer, test, text_kinds: list[str], per_kind: int = 300) 
     wrong = ~right_a & (group_a != "none")
     return [("mean confidence: country pictures / pictures of no country",
              f"{confidence_a[group_a == 'image'].mean():.2f} / {confidence_a[group_a == 'none'].mean():.2f}"),
+            (f"pictures of no country answered with low confidence (< {LOW_CONFIDENCE})",
+             f"{100 * (confidence_a[group_a == 'none'] < LOW_CONFIDENCE).mean():.1f} %"),
             (f"mean confidence: right / wrong answers (n={right_a.sum()} / {wrong.sum()})",
              f"{confidence_a[right_a].mean():.2f} / {confidence_a[wrong].mean():.2f}" if wrong.any() else "-"),
             ("confidence AUROC, right vs wrong or no country (0.5 = chance)",
              f"{roc_auc_score(right_a, confidence_a):.3f}" if 0 < right_a.sum() < len(right_a) else "-")]
+
+
+# pictures of no country that neither training's nor the test set's scenes are taken from
+# (kqa.augment.PHOTOS): other scikit-image sample pictures, whole
+UNSEEN_PICTURES = ("cell.png", "chessboard_RGB.png", "clock_motion.png", "color.png", "horse.png",
+                   "hubble_deep_field.jpg", "ihc.png", "logo.png", "microaneurysms.png", "moon.png",
+                   "page.png", "phantom.png", "retina.jpg", "text.png")
+UNSEEN_QUESTIONS = ("which country is this", "what is the capital of this country",
+                    "which countries border this country")
+
+
+def unseen_picture_rows(answerer) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """``ask`` about pictures of no country unlike every scene of training and of the test
+    set: the mean confidence, and how many answers say their confidence is low."""
+    import importlib.util
+
+    from PIL import Image
+
+    from kqa.answer import LOW_CONFIDENCE
+
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        return [("pictures of no country outside every scene set", "skipped: scikit-image is not installed")]
+    folder = Path(list(spec.submodule_search_locations)[0]) / "data"
+    pictures = [Image.open(folder / name).convert("RGB") for name in UNSEEN_PICTURES if (folder / name).is_file()]
+    confidence = np.array([answerer.ask(q, image=picture).confidence for picture in pictures
+                           for q in UNSEEN_QUESTIONS])
+    return [(f"pictures of no country outside every scene set ({len(pictures)} × {len(UNSEEN_QUESTIONS)} "
+             "questions): mean confidence / low confidence",
+             f"{confidence.mean():.2f} / {100 * (confidence < LOW_CONFIDENCE).mean():.1f} %")]
 
 
 def evaluate(label: str, model: Path, test, image_kinds: list[str], text_kinds: list[str]  # type: ignore[no-untyped-def]
@@ -134,6 +168,7 @@ def evaluate(label: str, model: Path, test, image_kinds: list[str], text_kinds: 
     rows.append((f"[{label}] text-only, one typo per question, Hits@1 (n={typo_result.n})",
                  f"{typo_result.hits1 * 100:.2f}"))
     rows.extend((f"[{label}] {k}", v) for k, v in confidence_rows(answerer, test, text_kinds))
+    rows.extend((f"[{label}] {k}", v) for k, v in unseen_picture_rows(answerer))
     return rows
 
 

@@ -708,6 +708,9 @@ def _train_model(kg_name: str, questions: list[Question], out: Path, fusion: str
     model = build_model(model_config, image, recogniser)
     if recogniser is not None:  # trained already; the answer model learns to use it
         recogniser.requires_grad_(False)
+        if recognised[2].null_logit is not None:  # type: ignore[index]
+            # where the recogniser learned to say "none of these", not a guess
+            model.null_logit.data.fill_(recognised[2].null_logit)  # type: ignore[index]
     if init is not None:
         _load_init(model, Path(init), init_meta, model_config)  # type: ignore[arg-type]
     model.to(device)
@@ -747,7 +750,7 @@ def _train_model(kg_name: str, questions: list[Question], out: Path, fusion: str
         meta["recogniser"] = {"entities": [graph.node_keys[n] for n in nodes],
                               "views": rec_report.views, "seconds": rec_report.seconds,
                               "val_accuracy": rec_report.val_accuracy, "history": rec_report.history,
-                              "from": rec_report.source}
+                              "from": rec_report.source, "null_logit": rec_report.null_logit}
         meta["metrics"]["recognition_val_accuracy"] = rec_report.val_accuracy
     write_json(out / "config.json", meta)
     write_json(out / "history.json", trainer.history)

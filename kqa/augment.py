@@ -224,6 +224,15 @@ def distort(image: Image.Image, rng: np.random.Generator, mix: DistortionMix = T
     if max(photo.size) > mix.max_side:  # a tilt or perspective grew the canvas
         scale = mix.max_side / max(photo.size)
         photo = _resize(photo, (round(photo.width * scale), round(photo.height * scale)))
+    return _photo_level(photo, rng, mix, use)
+
+
+PHOTO_LEVEL = ("jitter", "blur", "noise", "jpeg")  # what a camera does to any scene
+
+
+def _photo_level(photo: Image.Image, rng: np.random.Generator, mix: DistortionMix,
+                 use: dict[str, bool]) -> Image.Image:
+    """The camera's distortions of :data:`PHOTO_LEVEL` that ``use`` switches on, in order."""
     if use["jitter"]:
         photo = jitter(photo, rng, mix)
     if use["blur"]:
@@ -233,6 +242,34 @@ def distort(image: Image.Image, rng: np.random.Generator, mix: DistortionMix = T
     if use["jpeg"]:
         photo = jpeg(photo, int(rng.integers(mix.jpeg_quality[0], mix.jpeg_quality[1] + 1)))
     return photo
+
+
+def no_entity_picture(rng: np.random.Generator, pool: Sequence[Image.Image],
+                      mix: DistortionMix | None = None) -> Image.Image:
+    """A picture of no entity: a background photo (half the time), a plain colour or noise.
+
+    Without ``mix``: the whole photo, as the generator's questions about pictures of nothing
+    use them. With a mix (training a recogniser to tell pictures of nothing from its
+    entities), a random part of the photo, and the mix's camera distortions on any of the
+    three, so that what the recogniser learns to turn down is a kind of picture, not a few
+    exact images."""
+    roll = rng.random()
+    if roll < 0.5 and pool:
+        picture = pool[int(rng.integers(len(pool)))].copy()
+        if mix is not None:
+            w, h = picture.size
+            cw, ch = (max(16, round(side * rng.uniform(0.3, 1.0))) for side in (w, h))
+            x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            picture = picture.crop((x, y, x + cw, y + ch))
+    elif roll < 0.8:
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        picture = Image.new("RGB", (300, 200), colour)  # type: ignore[arg-type]
+    else:
+        picture = Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8))
+    if mix is None:
+        return picture
+    use = {kind: rng.random() < getattr(mix, f"{kind}_prob") for kind in PHOTO_LEVEL}
+    return _photo_level(picture.convert("RGB"), rng, mix, use)
 
 
 def augmentations(image: Image.Image, n: int, seed: int = 0,

@@ -285,6 +285,9 @@ def train_cmd(
     recognise_photos: Optional[int] = typer.Option(None, help="Training photos per entity image (default 40)."),
     recognise_epochs: Optional[int] = typer.Option(None, help="Recogniser epochs (default 4)."),
     recognise_size: Optional[int] = typer.Option(None, help="Recogniser input side in pixels (default 160; 128 trains in 60 % of the time, less accurate)."),
+    recognise_negatives: Optional[float] = typer.Option(
+        None, help="Share of the recogniser's training photos that show no entity, so that it learns to "
+                   "say 'none of these' (default 0.05; 0: never)."),
     recogniser_from: Optional[Path] = typer.Option(
         None, help="Reuse the recogniser of this trained model instead of training one."),
     if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing if the model exists."),
@@ -313,7 +316,7 @@ def train_cmd(
                            max_minutes=max_minutes, ema=ema, min_steps=min_steps,
                            text_encoder=text_encoder, image_encoder=image_encoder,
                            recognise=_recognise_options(recognise, recognise_photos, recognise_epochs,
-                                                        recognise_size),
+                                                        recognise_size, recognise_negatives),
                            recogniser_from=recogniser_from)
     if as_json:
         emit_json(result)
@@ -324,11 +327,11 @@ def train_cmd(
 
 
 def _recognise_options(enabled: bool, photos: int | None, epochs: int | None,
-                       size: int | None) -> dict[str, int] | bool:
+                       size: int | None, negatives: float | None = None) -> dict[str, float] | bool:
     """The ``recognise`` option of :func:`kqa.train`: False, or the settings given."""
     if not enabled:
         return False
-    given = {"views_per_entity": photos, "epochs": epochs, "size": size}
+    given = {"views_per_entity": photos, "epochs": epochs, "size": size, "negatives": negatives}
     return {k: v for k, v in given.items() if v is not None}
 
 

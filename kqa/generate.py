@@ -450,18 +450,9 @@ class Generator:
 
     def blank_picture(self) -> Any:
         """A picture of no entity: a background photo, a plain colour or noise."""
-        from PIL import Image
+        from kqa.augment import backgrounds, no_entity_picture
 
-        from kqa.augment import backgrounds
-
-        roll = self.rng.random()
-        if roll < 0.5:
-            pool = backgrounds("train" if self.cfg.split == "train" else "test")
-            return pool[int(self.rng.integers(len(pool)))].copy()
-        if roll < 0.8:
-            colour = tuple(int(c) for c in self.rng.integers(0, 256, 3))
-            return Image.new("RGB", (300, 200), colour)  # type: ignore[arg-type]
-        return Image.fromarray(self.rng.integers(0, 256, (200, 300, 3), dtype=np.uint8))
+        return no_entity_picture(self.rng, backgrounds("train" if self.cfg.split == "train" else "test"))
 
     # -- questions -------------------------------------------------------------------------
     def paths(self, node: int) -> Iterable[tuple[str, list[int], str, str]]:

@@ -47,6 +47,11 @@ class RecogniseConfig:
     lr: float = 1e-3
     seed: int = 0
     val_views: int = 2  # held-out photos per entity (other seed, held-out mix and scenes)
+    # pictures of no entity among the training photos, as a share of them (outlier
+    # exposure): a "none of these" logit learns to beat every entity on them, so that
+    # a photo of something else is not named as the entity it looks least unlike
+    negatives: float = 0.05
+    val_negatives: int = 100  # held-out pictures of no entity (held-out scenes)
     max_minutes: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -210,16 +215,31 @@ def _photos(tower: ImageTower, sources: Sequence[Any], rows: Sequence[int], seed
     every core (:func:`kqa.augment.in_processes`). Each photo draws from its own generator,
     seeded by (seed, position), so a photo depends neither on how many were made before it
     nor on which process made it."""
-    from kqa.augment import distort, in_processes
+    from kqa.augment import distort
 
-    def photo(k: int) -> Any:
-        return distort(sources[rows[k]], np.random.default_rng((seed, k)), mix, pool)
+    return _pictures(tower, len(rows), lambda k: distort(sources[rows[k]], np.random.default_rng((seed, k)),
+                                                         mix, pool), progress, "recognise: photos")
 
-    images = torch.zeros(len(rows), 3, tower.size, tower.size, dtype=torch.uint8)
-    for k, picture in enumerate(in_processes(photo, len(rows))):
+
+def _no_entity_photos(tower: ImageTower, count: int, seed: int, mix: Any, pool: Sequence[Any],
+                      progress: Progress) -> torch.Tensor:
+    """``count`` pictures of no entity (:func:`kqa.augment.no_entity_picture`), seeded as
+    :func:`_photos` seeds its photos but from another stream."""
+    from kqa.augment import no_entity_picture
+
+    return _pictures(tower, count, lambda k: no_entity_picture(np.random.default_rng((seed, 1, k)), pool, mix),
+                     progress, "recognise: pictures of nothing")
+
+
+def _pictures(tower: ImageTower, count: int, make: Callable[[int], Any], progress: Progress,
+              stage: str) -> torch.Tensor:
+    from kqa.augment import in_processes
+
+    images = torch.zeros(count, 3, tower.size, tower.size, dtype=torch.uint8)
+    for k, picture in enumerate(in_processes(make, count)):
         images[k] = tower.load(picture)
-        if k % 50 == 0 or k == len(rows) - 1:
-            progress("recognise: photos", k + 1, len(rows))
+        if k % 50 == 0 or k == count - 1:
+            progress(stage, k + 1, count)
     return images
 
 
@@ -231,6 +251,7 @@ class RecogniseReport:
     val_accuracy: float
     history: list[dict[str, Any]]
     source: str | None = None  # the model folder it was taken from, when reused
+    null_logit: float | None = None  # "none of these", learned from pictures of no entity
 
 
 def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | None = None,
@@ -272,18 +293,29 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
     total = per_entity * len(nodes)
     labels = torch.arange(len(nodes)).repeat_interleave(per_entity)
     images = _photos(tower, sources, labels.tolist(), config.seed, mix, pool, progress)
-    images, labels = torch.cat([images, clean]), torch.cat([labels, torch.arange(len(nodes))])
+    nothing = round(config.negatives * total)
+    null = len(nodes)  # the label of a picture of no entity: the column after the entities'
+    images = torch.cat([images, clean, _no_entity_photos(tower, nothing, config.seed, mix, pool, progress)])
+    labels = torch.cat([labels, torch.arange(len(nodes)), torch.full((nothing,), null)])
+    wanted_of = positives  # label → its right columns
+    if nothing:
+        wanted_of = nn.functional.pad(positives, (0, 1, 0, 1))
+        wanted_of[null, null] = True
+    val_mix, val_pool = replace(TEST_MIX, max_side=mix.max_side), backgrounds(TEST_MIX.backgrounds)
     val_labels = torch.arange(len(nodes)).repeat_interleave(config.val_views)
-    val_images = _photos(tower, sources, val_labels.tolist(), config.seed + 7919,
-                         replace(TEST_MIX, max_side=mix.max_side), backgrounds(TEST_MIX.backgrounds),
+    val_images = _photos(tower, sources, val_labels.tolist(), config.seed + 7919, val_mix, val_pool,
                          lambda *_: None)
+    val_nothing = _no_entity_photos(tower, config.val_negatives if nothing else 0, config.seed + 7919,
+                                    val_mix, val_pool, lambda *_: None)
 
     with torch.no_grad():  # start each entity's vector at its clean image
         recogniser.eval()
         recogniser.entity_vectors.copy_(recogniser.embed(clean))
     # the frozen layers see each photo once; epochs only run the layers that train
     frozen = _frozen_outputs(recogniser, images, progress)
-    params = [p for p in recogniser.parameters() if p.requires_grad]
+    # "none of these" as a cosine the best entity must beat, at the logits' learned scale
+    null_cosine = nn.Parameter(torch.tensor(0.5, device=logits_device))
+    params = [p for p in recogniser.parameters() if p.requires_grad] + ([null_cosine] if nothing else [])
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
     # small KGs: smaller batches, so that training still takes enough steps
     batch_size = max(8, min(config.batch_size, len(images) // 16))
@@ -302,7 +334,9 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
                 batch = _shift_scale(batch)
             with autocast(logits_device):
                 logits = recogniser.logits(recogniser.embed_frozen(batch)).float()
-            wanted = positives[labels[index]].to(logits.device)
+            if nothing:
+                logits = torch.cat([logits, _null_column(recogniser, null_cosine, len(logits))], dim=1)
+            wanted = wanted_of[labels[index]].to(logits.device)
             loss = (torch.logsumexp(logits, -1)
                     - torch.logsumexp(logits.masked_fill(~wanted, -1e4), -1)).mean()
             optimizer.zero_grad(set_to_none=True)
@@ -317,7 +351,8 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
                 break
         record = {"epoch": epoch, "seconds": round(time.perf_counter() - started, 1),
                   "loss": loss_sum / len(images), "train_accuracy": hits / len(images),
-                  "val_accuracy": recognition_accuracy(recogniser, val_images, val_labels, positives)}
+                  "val_accuracy": recognition_accuracy(recogniser, val_images, val_labels, positives),
+                  **_null_rates(recogniser, null_cosine, val_images, val_nothing)}
         history.append(record)
         if log:
             log({"stage": "recognise", **record})
@@ -326,7 +361,8 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
     recogniser.eval()
     recogniser.entity_nodes.copy_(torch.tensor(nodes))
     report = RecogniseReport(len(nodes), total, round(time.perf_counter() - started, 1),
-                             history[-1]["val_accuracy"] if history else 0.0, history)
+                             history[-1]["val_accuracy"] if history else 0.0, history,
+                             null_logit=float(_null_column(recogniser, null_cosine, 1).detach()) if nothing else None)
     return recogniser, nodes, report
 
 
@@ -370,7 +406,8 @@ def reuse_recogniser(graph: KGraph, encoder: Encoder, folder: Any
 
     recogniser.to(default_device()).eval()  # where train_recogniser leaves its own
     report = RecogniseReport(len(rows), saved.get("views", 0), saved.get("seconds", 0.0),
-                             saved.get("val_accuracy", 0.0), saved.get("history", []), str(folder))
+                             saved.get("val_accuracy", 0.0), saved.get("history", []), str(folder),
+                             saved.get("null_logit"))
     return recogniser, rows.tolist(), report
 
 
@@ -400,6 +437,31 @@ def recognition_accuracy(recogniser: Recogniser, images: torch.Tensor, labels: t
                       for i in range(0, len(images), 64)])
     recogniser.train(was_training)
     return float(positives[labels, best].float().mean())
+
+
+def _null_column(recogniser: Recogniser, null_cosine: torch.Tensor, rows: int) -> torch.Tensor:
+    """[rows, 1]: the "none of these" logit beside the entities' (:meth:`Recogniser.logits`)."""
+    return (null_cosine * recogniser.log_scale.exp()).float().expand(rows, 1)
+
+
+@torch.no_grad()
+def _null_rates(recogniser: Recogniser, null_cosine: torch.Tensor, photos: torch.Tensor,
+                nothing: torch.Tensor) -> dict[str, float]:
+    """How often "none of these" wins on held-out entity photos (a miss) and on held-out
+    pictures of no entity (right); empty without the latter."""
+    if len(nothing) == 0:
+        return {}
+    was_training = recogniser.training
+    recogniser.eval()
+
+    def null_wins(images: torch.Tensor) -> float:
+        best = torch.cat([recogniser.logits(recogniser.embed(images[i:i + 64])).amax(-1)
+                          for i in range(0, len(images), 64)])
+        return float((best < _null_column(recogniser, null_cosine, 1)[0, 0]).float().mean())
+
+    rates = {"val_null_on_entities": null_wins(photos), "val_null_on_nothing": null_wins(nothing)}
+    recogniser.train(was_training)
+    return rates
 
 
 def _shift_scale(images: torch.Tensor, shift: float = 0.1, scale: tuple[float, float] = (0.85, 1.05)

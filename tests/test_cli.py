@@ -97,7 +97,8 @@ def test_train_passes_the_recogniser_settings(films: Path, capsys: pytest.Captur
     assert code != 0 and "stop here" in err
     run(["train", "--kg", "films", "--generated", "--recognise-photos", "8", "--recognise-size", "96"], capsys)
     run(["train", "--kg", "films", "--generated"], capsys)
-    assert seen == [False, {"views_per_entity": 8, "size": 96}, {}]
+    run(["train", "--kg", "films", "--generated", "--recognise-negatives", "0"], capsys)
+    assert seen == [False, {"views_per_entity": 8, "size": 96}, {}, {"negatives": 0.0}]
 
 
 def test_every_option_help_is_shown_as_written(capsys: pytest.CaptureFixture[str],
