@@ -244,6 +244,7 @@ class AnswerResult:
     seconds: float = 0.0
     answer_type: list[tuple[str, float]] = field(default_factory=list)  # the asked-for types
     familiarity: float | None = None  # the nearest training wording's cosine (kqa.familiar)
+    nothing_shown: float | None = None  # with a picture: the probability it shows no known entity
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -454,19 +455,27 @@ class Answerer:
         unfamiliar = familiar is not None and familiar < line
         if unfamiliar:
             confidence = capped_confidence(confidence, familiar, line, LOW_CONFIDENCE)  # type: ignore[arg-type]
-        image_topic = []
+        image_topic, nothing_shown = [], None
         if with_image and out.image_logits is not None and out.image_nodes is not None:
+            nothing_shown = float(torch.softmax(out.image_logits[0].float(), -1)[-1])
             p = picture_probs(out.image_logits, out.image_nodes, self.knowledge)[0]
             top = p.topk(min(5, p.numel()))
             image_topic = [{"name": self.graph.label(int(out.image_nodes[i])), "score": round(float(v), 4),
                             "source": "image"} for v, i in zip(top.values.tolist(), top.indices.tolist())]
         message = ""
-        if not answers:
+        shows_nothing = (f"the picture seems to show none of the entities this model knows pictures of "
+                         f"(none of these: {nothing_shown:.2f})"
+                         if nothing_shown is not None and nothing_shown >= 0.5 else "")
+        if not answers and shows_nothing:
+            message = f"No answer found: {shows_nothing}."
+        elif not answers:
             message = "No answer found: no entity of the KG was recognised in the question or image."
         elif unfamiliar:
             message = (f"Low confidence ({confidence:.2f}): the question is worded unlike any this model "
                        f"was trained on (familiarity {familiar:.2f}, below its line {line:.2f}); the KG "
                        f"may not hold what is asked.")
+        elif confidence < LOW_CONFIDENCE and shows_nothing:
+            message = f"Low confidence ({confidence:.2f}): {shows_nothing}."
         elif confidence < LOW_CONFIDENCE <= answers[0].score * fit:
             message = (f"Low confidence ({confidence:.2f}): the best answer is the entity the question "
                        f"names, reached through no fact of the KG; the KG may not hold what is asked.")
@@ -499,7 +508,8 @@ class Answerer:
         return AnswerResult(clean, answers, confidence, [c.as_dict() for c in candidates], image_topic,
                             {k: round(v, 4) for k, v in modalities.items()}, round(float(out.text_gate[0]), 4),
                             relations, [round(p, 4) for p in hop_probs], message, seconds, answer_type,
-                            None if familiar is None else round(familiar, 4))
+                            None if familiar is None else round(familiar, 4),
+                            None if nothing_shown is None else round(nothing_shown, 4))
 
     def _overruled(self, out: Any, best: int) -> int | None:
         """The answer ranked first before the answer-type head reweighed the hop counts and the

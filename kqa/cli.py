@@ -379,7 +379,9 @@ def ask_cmd(
     topic = ", ".join(f"{t['name']} ({t['source']} {t['score']:.2f})" for t in result.topic[:3]) or "-"
     out_line(f"topic: {escape(topic)}")
     if result.image_topic:
-        out_line("image: " + escape(", ".join(f"{t['name']} ({t['score']:.2f})" for t in result.image_topic[:3])))
+        nothing = "" if result.nothing_shown is None else f"; none of these ({result.nothing_shown:.2f})"
+        out_line("image: " + escape(", ".join(f"{t['name']} ({t['score']:.2f})" for t in result.image_topic[:3])
+                                    + nothing))
     if result.answer_type:
         out_line("asks for: " + escape(", ".join(f"{name} ({p:.2f})" for name, p in result.answer_type[:2])))
     for rank, answer in enumerate(result.answers, start=1):

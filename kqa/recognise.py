@@ -48,8 +48,9 @@ class RecogniseConfig:
     seed: int = 0
     val_views: int = 2  # held-out photos per entity (other seed, held-out mix and scenes)
     # pictures of no entity among the training photos, as a share of them (outlier
-    # exposure): a "none of these" logit learns to beat every entity on them, so that
-    # a photo of something else is not named as the entity it looks least unlike
+    # exposure; at least as many as one entity has): a "none of these" logit learns to beat
+    # every entity on them, so that a photo of something else is not named as the entity it
+    # looks least unlike
     negatives: float = 0.05
     val_negatives: int = 100  # held-out pictures of no entity (held-out scenes)
     max_minutes: float | None = None
@@ -293,7 +294,8 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
     total = per_entity * len(nodes)
     labels = torch.arange(len(nodes)).repeat_interleave(per_entity)
     images = _photos(tower, sources, labels.tolist(), config.seed, mix, pool, progress)
-    nothing = round(config.negatives * total)
+    # "none of these" gets at least as many photos as an entity: 5 % of a small KG's are a handful
+    nothing = max(round(config.negatives * total), per_entity) if config.negatives > 0 else 0
     null = len(nodes)  # the label of a picture of no entity: the column after the entities'
     images = torch.cat([images, clean, _no_entity_photos(tower, nothing, config.seed, mix, pool, progress)])
     labels = torch.cat([labels, torch.arange(len(nodes)), torch.full((nothing,), null)])
@@ -351,8 +353,7 @@ def train_recogniser(graph: KGraph, encoder: Encoder, config: RecogniseConfig | 
                 break
         record = {"epoch": epoch, "seconds": round(time.perf_counter() - started, 1),
                   "loss": loss_sum / len(images), "train_accuracy": hits / len(images),
-                  "val_accuracy": recognition_accuracy(recogniser, val_images, val_labels, positives),
-                  **_null_rates(recogniser, null_cosine, val_images, val_nothing)}
+                  **_held_out_record(recogniser, null_cosine, val_images, val_labels, positives, val_nothing)}
         history.append(record)
         if log:
             log({"stage": "recognise", **record})
@@ -426,42 +427,33 @@ def _frozen_outputs(recogniser: Recogniser, images: torch.Tensor, progress: Prog
 
 
 @torch.no_grad()
-def recognition_accuracy(recogniser: Recogniser, images: torch.Tensor, labels: torch.Tensor,
-                         positives: torch.Tensor) -> float:
-    """Share of photos whose best row is its entity or a look-alike of it."""
-    if len(images) == 0:
-        return 0.0
+def _held_out_logits(recogniser: Recogniser, images: torch.Tensor) -> torch.Tensor:
     was_training = recogniser.training
     recogniser.eval()
-    best = torch.cat([recogniser.logits(recogniser.embed(images[i:i + 64])).argmax(-1).cpu()
-                      for i in range(0, len(images), 64)])
+    logits = [recogniser.logits(recogniser.embed(images[i:i + 64])).cpu() for i in range(0, len(images), 64)]
     recogniser.train(was_training)
-    return float(positives[labels, best].float().mean())
+    return torch.cat(logits) if logits else torch.zeros(0, len(recogniser.entity_vectors))
+
+
+@torch.no_grad()
+def _held_out_record(recogniser: Recogniser, null_cosine: torch.Tensor, photos: torch.Tensor,
+                     labels: torch.Tensor, positives: torch.Tensor, nothing: torch.Tensor) -> dict[str, float]:
+    """How the recogniser does on held-out pictures, each looked at once: the share of entity
+    photos whose best row is its entity or a look-alike of it; with held-out pictures of no
+    entity, also how often "none of these" wins on those (right) and on the entity photos
+    (a miss)."""
+    logits = _held_out_logits(recogniser, photos)
+    record = {"val_accuracy": float(positives[labels, logits.argmax(-1)].float().mean()) if len(photos) else 0.0}
+    if len(nothing):
+        line = float(_null_column(recogniser, null_cosine, 1))
+        record["val_null_on_entities"] = float((logits.amax(-1) < line).float().mean())
+        record["val_null_on_nothing"] = float((_held_out_logits(recogniser, nothing).amax(-1) < line).float().mean())
+    return record
 
 
 def _null_column(recogniser: Recogniser, null_cosine: torch.Tensor, rows: int) -> torch.Tensor:
     """[rows, 1]: the "none of these" logit beside the entities' (:meth:`Recogniser.logits`)."""
     return (null_cosine * recogniser.log_scale.exp()).float().expand(rows, 1)
-
-
-@torch.no_grad()
-def _null_rates(recogniser: Recogniser, null_cosine: torch.Tensor, photos: torch.Tensor,
-                nothing: torch.Tensor) -> dict[str, float]:
-    """How often "none of these" wins on held-out entity photos (a miss) and on held-out
-    pictures of no entity (right); empty without the latter."""
-    if len(nothing) == 0:
-        return {}
-    was_training = recogniser.training
-    recogniser.eval()
-
-    def null_wins(images: torch.Tensor) -> float:
-        best = torch.cat([recogniser.logits(recogniser.embed(images[i:i + 64])).amax(-1)
-                          for i in range(0, len(images), 64)])
-        return float((best < _null_column(recogniser, null_cosine, 1)[0, 0]).float().mean())
-
-    rates = {"val_null_on_entities": null_wins(photos), "val_null_on_nothing": null_wins(nothing)}
-    recogniser.train(was_training)
-    return rates
 
 
 def _shift_scale(images: torch.Tensor, shift: float = 0.1, scale: tuple[float, float] = (0.85, 1.05)

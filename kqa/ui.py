@@ -453,6 +453,10 @@ def topic_rows(result: Any, image: bool | None = None) -> list[dict[str, Any]]:
         rows.append({"entity": str(_field(topic, "name")), "from": "image",
                      "score": round(float(_field(topic, "score", 0.0) or 0.0), 4),
                      "how": "image match", "mention": ""})
+    nothing = _field(result, "nothing_shown")
+    if nothing is not None and (image_was_used(result) if image is None else image):
+        rows.append({"entity": "none of these", "from": "image", "score": round(float(nothing), 4),
+                     "how": "no entity the model knows a picture of", "mention": ""})
     return rows
 
 

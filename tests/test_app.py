@@ -585,6 +585,11 @@ def test_evidence_dot_with_answers_that_are_the_topic_itself() -> None:
                                         "relation": "capital", "object": "City C"}]
     assert [r["from"] for r in ui.topic_rows(result)] == ["image"] * 3
     assert ui.topic_rows(result, image=False) == []
+    result.nothing_shown = 0.21  # how likely the picture shows none of the known entities
+    assert ui.topic_rows(result)[-1] == {"entity": "none of these", "from": "image", "score": 0.21,
+                                         "how": "no entity the model knows a picture of", "mention": ""}
+    assert ui.topic_rows(result, image=False) == []
+    result.nothing_shown = None
     assert ui.relation_rows(result) == [
         {"hop": 0, "probability": 0.71, "relations": "none: the answer is a topic entity itself"},
         {"hop": 1, "probability": 0.21, "relations": "capital (87%), capital (inverse) (7%), borders (4%)"}]

@@ -156,6 +156,7 @@ def test_model_with_a_recogniser_round_trips_and_answers_about_a_photo(lands: Pa
     _an_answer_of_another_type_than_asked_is_not_confident(answerer, monkeypatch)
     _an_answer_put_first_by_its_type_says_what_the_wording_read_as(answerer, monkeypatch)
     _the_entity_a_question_in_words_names_is_no_confident_answer(answerer, photo, monkeypatch)
+    _a_picture_of_nothing_gets_a_low_confidence_that_says_so(answerer, photo)
 
     # another answer model (another fusion) reuses the trained recogniser as it is
     with flagskg.one_thread(torch):
@@ -321,6 +322,24 @@ def _the_entity_a_question_in_words_names_is_no_confident_answer(answerer, photo
     assert pictured.answers[0].hop == 0 and pictured.answers[0].name == "Land C"
     assert pictured.confidence == pytest.approx(pictured.answers[0].score) and pictured.confidence > 0.05
     assert "the entity the question names" not in pictured.message
+
+
+def _a_picture_of_nothing_gets_a_low_confidence_that_says_so(answerer, photo) -> None:  # type: ignore[no-untyped-def]
+    """A blank picture, noise and a scene photo training never used show no entity of the KG:
+    "none of these" wins, the confidence is low and the message says why; a flag photo is not
+    turned down."""
+    from kqa.answer import LOW_CONFIDENCE
+    from kqa.augment import backgrounds
+
+    nothing = [Image.new("RGB", (120, 80), (255, 255, 255)), Image.new("RGB", (120, 80)),
+               Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 120, 3), dtype=np.uint8)),
+               backgrounds("test")[0]]
+    for picture in nothing:
+        result = answerer.ask("what is the capital of this country", image=picture)
+        assert result.confidence < LOW_CONFIDENCE and result.nothing_shown >= 0.5, result.image_topic
+        assert "picture seems to show none of the entities" in result.message
+    flag = answerer.ask("what is the capital of this country", image=photo)
+    assert flag.nothing_shown < 0.5 and "none of the entities" not in flag.message
 
 
 def test_a_picture_several_entities_show_is_taken_for_the_best_connected_one(lands: Path) -> None:
