@@ -251,6 +251,12 @@ class QAModel(nn.Module):
         gate = torch.sigmoid(self.gate_head(fused).squeeze(-1))
         gate = torch.where(has_text & ~has_image, torch.ones_like(gate), gate)
         gate = torch.where(~has_text, torch.zeros_like(gate), gate)
+        if image_logits is not None:
+            # a picture that shows no known entity ("none of these") gives no topic: the share
+            # of the topic it would have given goes to the entity the words name ("what is the
+            # capital of France" asked with a photo of a horse is about France)
+            nothing = torch.softmax(image_logits.float(), dim=-1)[:, -1].to(gate.dtype)
+            gate = torch.where(has_text & has_image, gate + (1.0 - gate) * nothing, gate)
         start = _concat(_scale(batch.topic_text, gate), _scale(topic_image, 1.0 - gate))
         relation_probs, contexts = self._hop_relations(fused, tokens, batch.mask,
                                                        self._relation_reader(knowledge, relations))

@@ -157,6 +157,7 @@ def test_model_with_a_recogniser_round_trips_and_answers_about_a_photo(lands: Pa
     _an_answer_put_first_by_its_type_says_what_the_wording_read_as(answerer, monkeypatch)
     _the_entity_a_question_in_words_names_is_no_confident_answer(answerer, photo, monkeypatch)
     _a_picture_of_nothing_gets_a_low_confidence_that_says_so(answerer, photo)
+    _a_picture_of_nothing_leaves_the_topic_to_the_words(answerer)
 
     # another answer model (another fusion) reuses the trained recogniser as it is
     with flagskg.one_thread(torch):
@@ -340,6 +341,18 @@ def _a_picture_of_nothing_gets_a_low_confidence_that_says_so(answerer, photo) ->
         assert "picture seems to show none of the entities" in result.message
     flag = answerer.ask("what is the capital of this country", image=photo)
     assert flag.nothing_shown < 0.5 and "none of the entities" not in flag.message
+
+
+def _a_picture_of_nothing_leaves_the_topic_to_the_words(answerer) -> None:  # type: ignore[no-untyped-def]
+    """A question that names an entity, asked with a picture of nothing: the picture gives no
+    topic, so the answer is as sure as without it (the text/image gate was never trained on such
+    questions, and halved the named entity's share before)."""
+    question = "what is the capital of Land C"
+    in_words = answerer.ask(question)
+    with_blank = answerer.ask(question, image=Image.new("RGB", (120, 80), (255, 255, 255)))
+    assert with_blank.nothing_shown >= 0.5 and with_blank.topic_from_text >= 0.95
+    assert with_blank.answers[0].name == in_words.answers[0].name
+    assert with_blank.answers[0].score >= 0.95 * in_words.answers[0].score
 
 
 def test_a_picture_several_entities_show_is_taken_for_the_best_connected_one(lands: Path) -> None:
