@@ -234,6 +234,7 @@ def _no_entity_photos(tower: ImageTower, count: int, seed: int, mix: Any, pool: 
 
 def _pictures(tower: ImageTower, count: int, make: Callable[[int], Any], progress: Progress,
               stage: str) -> torch.Tensor:
+    """``make(0)``, ..., ``make(count - 1)`` made on every core, as the tower's uint8 input."""
     from kqa.augment import in_processes
 
     images = torch.zeros(count, 3, tower.size, tower.size, dtype=torch.uint8)
