@@ -448,11 +448,18 @@ class Generator:
         for node, made in zip(nodes, in_processes(views, len(nodes))):
             self.views[node] = made  # type: ignore[assignment]
 
+    @cached_property
+    def scenes(self) -> list[Any]:
+        """The background photos of this split, read once (pictures of no entity pick one)."""
+        from kqa.augment import backgrounds
+
+        return backgrounds("train" if self.cfg.split == "train" else "test")
+
     def blank_picture(self) -> Any:
         """A picture of no entity: a background photo, a plain colour or noise."""
-        from kqa.augment import backgrounds, no_entity_picture
+        from kqa.augment import no_entity_picture
 
-        return no_entity_picture(self.rng, backgrounds("train" if self.cfg.split == "train" else "test"))
+        return no_entity_picture(self.rng, self.scenes)
 
     # -- questions -------------------------------------------------------------------------
     def paths(self, node: int) -> Iterable[tuple[str, list[int], str, str]]:
