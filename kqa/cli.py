@@ -323,7 +323,8 @@ def train_cmd(
         return
     out_line(f"[bold green]Trained[/] {escape(result.model_dir)}: {result.examples:,} questions "
              f"({result.train:,} train / {result.validation:,} validation), {result.epochs} epochs in "
-             f"{result.seconds:.0f}s; validation Hits@1 {result.val_hits1:.4f}")
+             f"{result.seconds:.0f}s; {'validation' if result.validation else 'training-sample'} Hits@1 "
+             f"{result.val_hits1:.4f}")
 
 
 def _recognise_options(enabled: bool, photos: int | None, epochs: int | None,

@@ -636,8 +636,9 @@ def train_summary(report: Any) -> str:
     """One line for a :class:`kqa.answer.TrainReport`."""
     return (f"Trained {Path(str(report.model_dir)).name}: {report.examples:,} questions "
             f"({report.train:,} train / {report.validation:,} validation), {report.epochs} "
-            f"epoch{'s' if report.epochs != 1 else ''} in {report.seconds:.0f} s; validation "
-            f"Hits@1 {float(report.val_hits1):.2f}. Saved to {report.model_dir}.")
+            f"epoch{'s' if report.epochs != 1 else ''} in {report.seconds:.0f} s; "
+            f"{'validation' if report.validation else 'training-sample'} Hits@1 "
+            f"{float(report.val_hits1):.2f}. Saved to {report.model_dir}.")
 
 
 def eval_rows(result: Any, temp_folder: str | Path | None = None) -> list[dict[str, Any]]:

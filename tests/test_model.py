@@ -198,6 +198,23 @@ def test_a_small_training_set_is_passed_over_until_training_has_its_minimum_step
     assert steps[0][-1] < 40 <= steps[40][-1] < 40 + steps[0][-1]
 
 
+def test_without_validation_the_kept_weights_are_judged_on_a_sample_of_training_questions(
+        home: dict[str, Path], tmp_path: Path) -> None:
+    """With no validation questions the epoch kept is chosen by the weights that are kept (the
+    average), on a fixed sample of the training questions, not by the live weights' running
+    figures during the epoch."""
+    from kqa.training import training_probe
+
+    report = kqa.train("films", [home["train"]], out=tmp_path / "noval", epochs=3, seed=3,
+                       val_fraction=0.0, patience=10)
+    assert report.validation == 0
+    judged = [h["probe_hits@1"] for h in report.history]
+    assert len(judged) == 3 and all("val_hits@1" not in h for h in report.history)
+    assert report.val_hits1 == max(round(j, 4) for j in judged)
+    sample = training_probe(list(range(1000)), seed=3)  # type: ignore[arg-type]
+    assert sample == training_probe(list(range(1000)), seed=3) and len(sample) == 256
+
+
 def test_the_weight_average_follows_the_weights_and_swaps_back() -> None:
     from kqa.errors import KqaError
     from kqa.training import WeightAverage
