@@ -750,7 +750,8 @@ def _train_model(kg_name: str, questions: list[Question], out: Path, fusion: str
         "init": str(init) if init else None,
         "data": {"examples": len(examples), "train": len(train), "validation": len(val),
                  "generated": len(extra_examples or []), **stats},
-        "metrics": {"val_hits@1": summary["best_val_hits@1"]},
+        # without validation questions the kept weights were judged on training questions
+        "metrics": {("val_hits@1" if val else "probe_hits@1"): summary["best_val_hits@1"]},
         "vocabulary": words,
     }
     if familiarity is not None:

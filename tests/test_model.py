@@ -211,6 +211,8 @@ def test_without_validation_the_kept_weights_are_judged_on_a_sample_of_training_
     judged = [h["probe_hits@1"] for h in report.history]
     assert len(judged) == 3 and all("val_hits@1" not in h for h in report.history)
     assert report.val_hits1 == max(round(j, 4) for j in judged)
+    metrics = json.loads((tmp_path / "noval" / "config.json").read_text(encoding="utf-8"))["metrics"]
+    assert "val_hits@1" not in metrics and metrics["probe_hits@1"] == report.val_hits1  # not called validation
     sample = training_probe(list(range(1000)), seed=3)  # type: ignore[arg-type]
     assert sample == training_probe(list(range(1000)), seed=3) and len(sample) == 256
 
