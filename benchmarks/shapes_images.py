@@ -173,7 +173,7 @@ def main() -> None:
             baseline[key].append(majority.get(template(question)) == answer)
         confidence[right].append(float(result.confidence))
         nothing.append((result.nothing_shown or 0.0) >= 0.5)
-    rows.append((f"test questions asked (easy-VQA test pictures), seconds per question",
+    rows.append(("test questions asked (easy-VQA test pictures), seconds per question",
                  f"{len(asked):,}, {(time.perf_counter() - started) / max(len(asked), 1):.3f}"))
     for key in sorted(hits, key=lambda k: (k != "all", not k.startswith("asks"), k)):
         n = len(hits[key])
