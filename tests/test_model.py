@@ -632,6 +632,46 @@ def test_mixed_precision_training_learns(home: dict[str, Path], tmp_path: Path,
     assert {w.dtype for w in weights.values()} == {torch.float32}
 
 
+
+REFAULT = """
+import resource, sys, torch
+from kqa.device import default_device, keep_freed_memory
+default_device()
+for _ in range(3):  # a training loop's steady state: the same 64 MB made and freed
+    x = torch.ones(16 * 2**20)
+    del x
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+y = torch.ones(16 * 2**20)
+print(keep_freed_memory(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_freed_tensor_memory_is_kept_for_the_next_tensors(tmp_path: Path) -> None:
+    """A tensor made again after one of its size was freed reuses that memory instead of
+    faulting a fresh mapping in page by page (:func:`kqa.device.keep_freed_memory`: 17 % off
+    a recogniser epoch); ``KQA_KEEP_MEMORY=0`` leaves the C library's defaults."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("the allocator's thresholds are glibc's")
+
+    def faults(keep: str) -> tuple[str, int]:
+        env = {**os.environ, "KQA_KEEP_MEMORY": keep}
+        out = subprocess.run([sys.executable, "-c", REFAULT], env=env, capture_output=True, text=True,
+                             check=True).stdout.split()
+        return out[0], int(out[1])
+
+    kept, kept_faults = faults("1")
+    default, default_faults = faults("0")
+    assert (kept, default) == ("True", "False")
+    if default_faults < 4096:  # 64 MB in 4 KB pages is 16,384 faults; huge pages make far fewer
+        pytest.skip(f"this machine maps 64 MB in {default_faults} faults either way")
+    assert kept_faults < default_faults / 8
+
+
 MOONS = {"Io": ("Jupiter", "Galileo"), "Europa": ("Jupiter", "Galileo"), "Ganymede": ("Jupiter", "Galileo"),
          "Callisto": ("Jupiter", "Galileo"), "Titan": ("Saturn", "Huygens"), "Phobos": ("Mars", "Hall"),
          "Deimos": ("Mars", "Hall"), "Triton": ("Neptune", "Lassell"), "Titania": ("Uranus", "Herschel"),
