@@ -632,9 +632,8 @@ def test_mixed_precision_training_learns(home: dict[str, Path], tmp_path: Path,
     assert {w.dtype for w in weights.values()} == {torch.float32}
 
 
-
 REFAULT = """
-import resource, sys, torch
+import resource, torch
 from kqa.device import default_device, keep_freed_memory
 default_device()
 for _ in range(3):  # a training loop's steady state: the same 64 MB made and freed
@@ -646,8 +645,8 @@ print(keep_freed_memory(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - 
 """
 
 
-def test_freed_tensor_memory_is_kept_for_the_next_tensors(tmp_path: Path) -> None:
-    """A tensor made again after one of its size was freed reuses that memory instead of
+def test_freed_tensor_memory_is_kept_for_the_next_tensors() -> None:
+    """A tensor made again after tensors of its size were freed reuses their memory instead of
     faulting a fresh mapping in page by page (:func:`kqa.device.keep_freed_memory`: 17 % off
     a recogniser epoch); ``KQA_KEEP_MEMORY=0`` leaves the C library's defaults."""
     import os
