@@ -632,6 +632,12 @@ class TrainReport:
     stats: dict[str, int] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def judged_on(self) -> str:
+        """What ``val_hits1`` was measured on, in words for the front ends: validation
+        questions, or without any a sample of the training questions."""
+        return "validation" if self.validation else "training-sample"
+
 
 def train_model(kg_name: str, questions: list[Question], out: Path, *args: Any,
                 config: TrainConfig | None = None, **kwargs: Any) -> TrainReport:

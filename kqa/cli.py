@@ -323,7 +323,7 @@ def train_cmd(
         return
     out_line(f"[bold green]Trained[/] {escape(result.model_dir)}: {result.examples:,} questions "
              f"({result.train:,} train / {result.validation:,} validation), {result.epochs} epochs in "
-             f"{result.seconds:.0f}s; {'validation' if result.validation else 'training-sample'} Hits@1 "
+             f"{result.seconds:.0f}s; {result.judged_on} Hits@1 "
              f"{result.val_hits1:.4f}")
 
 

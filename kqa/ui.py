@@ -637,7 +637,7 @@ def train_summary(report: Any) -> str:
     return (f"Trained {Path(str(report.model_dir)).name}: {report.examples:,} questions "
             f"({report.train:,} train / {report.validation:,} validation), {report.epochs} "
             f"epoch{'s' if report.epochs != 1 else ''} in {report.seconds:.0f} s; "
-            f"{'validation' if report.validation else 'training-sample'} Hits@1 "
+            f"{report.judged_on} Hits@1 "
             f"{float(report.val_hits1):.2f}. Saved to {report.model_dir}.")
 
 
