@@ -383,6 +383,21 @@ def test_answer_type_moves_the_last_hops_relation_to_one_leading_to_that_type() 
     assert torch.allclose(two_hops[0], reader[0]) and two_hops[1][0, 1] > 0.9
 
 
+def test_a_sure_type_head_outvotes_a_reader_sure_of_a_wording_it_never_saw() -> None:
+    """The reader reads slot 0 (subregion) at 0.999 for a question that ends after hop 1. A type
+    head sure (0.99) that it asks for a region outvotes it: in a plain product the reader's
+    999 : 1 would beat the head's 99 : 1. A head at 0.6 leaves the reader's reading."""
+    from kqa.model import _typed_relations
+
+    slot_types = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # types: 0 subregion, 1 region
+    reader = [torch.tensor([[0.999, 0.001]])]
+    ends_after_one = torch.tensor([[0.0, 1.0]])
+    sure = torch.log(torch.tensor([[0.01, 0.99]]))
+    unsure = torch.log(torch.tensor([[0.4, 0.6]]))
+    assert _typed_relations(reader, ends_after_one, sure, slot_types)[0][0, 1] > 0.7
+    assert _typed_relations(reader, ends_after_one, unsure, slot_types)[0][0, 0] > 0.9
+
+
 def test_a_near_certain_answer_type_ranks_answers_of_other_types_below() -> None:
     """Nodes 0–1 are currencies, 2–3 languages. The reader's hop reached a currency first; a
     type head near-certain the question asks for a language puts the language first. An unsure
