@@ -380,12 +380,12 @@ def _typed_relations(relation_probs: list[torch.Tensor], hop_probs: torch.Tensor
     flag's country part of": subregion at 0.9996), so in a plain product its odds outweigh
     the type head's every time they disagree, however sure the head (0.96 for a region). With
     the odds square-rooted, a head that is sure outvotes a reader that is not far surer, and
-    an unsure head (0.6) still leaves the reader's reading. Three countries models
-    (docs/results.md), the benchmark's held-out wordings: image 87.95 → 90.53 %, text 91.21 →
-    93.30 % on average, no model worse, the gain all in the region kinds (two subregion
-    questions lost on one model); the 549 hand-written phrasings 98.93 → 98.73 % on average
-    (a type head sure that "which countries surround Portugal" asks for a region now wins);
-    the fourth root gained more on the benchmark and lost 1.0 point there."""
+    an unsure head (0.6) still leaves the reader's reading. Five countries models
+    (docs/results.md), the benchmark's held-out wordings: image 89.18 → 90.93 %, text 92.13 →
+    93.52 % on average, four models better and one a little worse, the gain all in the region
+    kinds; the 549 hand-written phrasings 99.18 → 99.10 % on average (a type head sure that
+    "which countries surround Portugal" asks for a region now wins); the fourth root gained
+    more on the benchmark and lost 1.0 point there on three models."""
     fit = type_weight(type_logits) @ slot_types.T.to(type_logits.dtype)  # [B, num_slots]
     probs = torch.stack(relation_probs, dim=1)  # [B, hops, num_slots]
     softened = torch.softmax(probs.clamp(min=1e-30).log() / READER_TEMPERATURE, dim=-1)
