@@ -175,24 +175,38 @@ def plural_noun(noun: str) -> str:
 
 
 def participle_base(word: str) -> str | None:
-    """The verb of a regular past participle ("discovered" → "discover", "produced" →
-    "produce", "stopped" → "stop"), by which reading English uses most; None otherwise."""
+    """The verb whose past participle ``word`` is ("discovered" → "discover", "stopped" →
+    "stop", "written" → "write", "founded" → "found", "found" → "find"), by lemminflect's
+    English tables, the reading English uses most where there are several; None for a word
+    that is no past participle, or whose verb is not an English word.
+
+    Before, only regular "-ed" participles were read, so a KG relation "written by" was never
+    asked "who wrote X", and the works probe answered "who wrote Hamlet" with the year it was
+    published (the words "who" and "wrote" had met no training question)."""
+    from lemminflect import getInflection, getLemma
+
     from kqa.link import word_zipf
 
-    if len(word) < 5 or not word.endswith("ed"):
-        return None
-    options = [word[:-1], word[:-2]] + ([word[:-3]] if word[-3] == word[-4] else [])
-    best = max(options, key=word_zipf)
-    return best if word_zipf(best) > 0 else None
+    verbs = [lemma for lemma in getLemma(word, upos="VERB") if word in getInflection(lemma, tag="VBN")]
+    best = max(verbs, key=word_zipf, default=None)
+    return best if best is not None and word_zipf(best) > 0 else None
 
 
-PLACE_PARTICIPLES = frozenset({"born", "built", "buried", "held", "made", "set", "shot", "kept", "found"})
+def past_tense(base: str) -> str:
+    """The simple past of a verb ("discover" → "discovered", "write" → "wrote"): the active
+    voice of a "V-ed by" relation ("who wrote X") needs it, and for irregular verbs it is not
+    the participle."""
+    from lemminflect import getInflection
+
+    forms = getInflection(base, tag="VBD")
+    return forms[0] if forms else base + ("d" if base.endswith("e") else "ed")
 
 
 def _place_participle(word: str) -> bool:
     """Is ``word`` a participle that, with "in" or "at" after it, says where ("born in",
-    "located in", "held at")? Such relations are asked with "where": "where was X born"."""
-    return word in PLACE_PARTICIPLES or (len(word) > 4 and word.endswith(("ed", "en")))
+    "located in", "held at", "sold in")? Such relations are asked with "where": "where was X
+    born"."""
+    return (len(word) > 4 and word.endswith(("ed", "en"))) or participle_base(word) is not None
 
 
 def agent_noun(base: str) -> str | None:
@@ -242,7 +256,8 @@ def generic_phrasing(label: str, inverse: bool = False) -> Phrasing:
             return Phrasing([f"what is {label} {{x}}", f"which {{type}} is {label} {{x}}",
                              f"which {{types}} are {label} {{x}}", *active, f"!name the {{type}} {label} {{x}}"],
                             [f"the {{type}} {label} {{x}}"])
-        active = [f"who {words[0]} {{x}}", f"which {{type}} {words[0]} {{x}}"] if base else []
+        past = past_tense(base) if base else ""  # "written by": "who wrote X"
+        active = [f"who {past} {{x}}", f"which {{type}} {past} {{x}}"] if base else []
         agent = agent_noun(base) if base else None
         where = [f"where is {{x}} {words[0]}", f"where was {{x}} {words[0]}"] \
             if len(words) == 2 and words[1] in ("in", "at") and _place_participle(words[0]) else []
@@ -251,7 +266,7 @@ def generic_phrasing(label: str, inverse: bool = False) -> Phrasing:
         return Phrasing([f"what is {{x}} {label}", f"which {{type}} is {{x}} {label}", f"{{x}} is {label} what",
                          *active, *agent_ask, *where, f"!what {{type}} is {{x}} {label}"],
                         [f"the {{type}} {{x}} is {label}", f"the {{type}} that {{x}} is {label}",
-                         *([f"the {{type}} that {words[0]} {{x}}"] if base else []),
+                         *([f"the {{type}} that {past} {{x}}"] if base else []),
                          *([f"the {agent} of {{x}}", f"{{x}}'s {agent}"] if agent else [])])
     if len(words) > 1 and words[0] in ("has", "have"):
         rest = " ".join(words[1:])

@@ -275,7 +275,7 @@ class QAModel(nn.Module):
         # with it, a faint hop that reaches the asked type can still be reweighed to the top
         skip = hop_probs if not self.training and type_logits is None else None
         hops, relation_probs = propagator.run(start, relation_probs, applicable=not self.training,
-                                              hop_probs=skip)
+                                              hop_probs=skip, slot_types=knowledge.slot_types)
         extras: dict[str, Any] = {}
         if type_logits is not None:
             if typed_answering:

@@ -82,7 +82,7 @@ class Propagator:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 
     def step(self, scores: Sparse, relation_probs: torch.Tensor, first: bool,
-             applicable: bool = True) -> tuple[Sparse, torch.Tensor]:
+             applicable: bool = True, slot_types: torch.Tensor | None = None) -> tuple[Sparse, torch.Tensor]:
         """One hop: ``new[b, tail] = min(1, Σ score[b, head] · q[b, slot])`` over edges, ``q``
         the relation probabilities, given what the frontier can follow when ``applicable``
         (:meth:`applicable`); ``q`` is returned with the scores: it is what the hop followed."""
@@ -92,7 +92,7 @@ class Propagator:
         batch, node, value = scores.batch[keep], scores.node[keep], scores.value[keep]
         if first and applicable:
             value = self.readable_topic(batch, node, value, relation_probs)
-        followed = self.applicable(batch, node, value, relation_probs) if applicable else relation_probs
+        followed = self.applicable(batch, node, value, relation_probs, slot_types) if applicable else relation_probs
         starts = self.out_ptr[node]
         counts = self.out_ptr[node + 1] - starts
         total = int(counts.sum())
@@ -127,20 +127,59 @@ class Propagator:
         return torch.where(kept[batch] > 1e-9, moved, value)
 
     def applicable(self, batch: torch.Tensor, node: torch.Tensor, value: torch.Tensor,
-                   relation_probs: torch.Tensor) -> torch.Tensor:
-        """The relation probabilities given what the frontier can follow: ``p(s) · a(s)``
-        renormalised, ``a(s)`` the share of the frontier's score on nodes with an edge of
-        slot ``s``. A reader that takes "which continent is X part of" for the relation
-        from a subregion to its continent, with X a country, then follows the best reading
-        that X has instead of losing the score on a relation X does not have."""
+                   relation_probs: torch.Tensor, slot_types: torch.Tensor | None = None) -> torch.Tensor:
+        """The relation probabilities given what the frontier can follow: ``p(s) · a(s)``,
+        ``a(s)`` the share of the frontier's score on nodes with an edge of slot ``s``, plus
+        the probability of what it cannot follow, ``p(s) · (1 − a(s))``, passed on; renormalised.
+        A reader that takes "which continent is X part of" for the relation from a subregion to
+        its continent, with X a country, then follows a reading that X has instead of losing
+        the score on a relation X does not have.
+
+        Passed on to what: without ``slot_types`` (a KG of one node type), to every slot the
+        frontier has, in proportion to its own probability (which is plain renormalisation).
+        With ``slot_types`` ([S, K], the share of each slot's answers of each type), node by
+        node of the frontier, to the node's slots whose answers are of the same types as the
+        slot it lacks, in proportion to their probability times that overlap (as without types
+        where none of its slots overlaps; :meth:`_passed_on_by_type`): the reader read which
+        relation, and with it what kind of answer is asked for; where the relation is missing,
+        the kind of answer still stands. "Which continent is X part of" read as the
+        subregion's continent (a region) then gives X's own region, not, by the odds of the
+        runner-up reading, its subregion."""
         mass = torch.zeros_like(relation_probs)
         mass = mass.index_add(0, batch, value.detach().unsqueeze(-1) * self.has_slot[node].to(value.dtype))
         weighted = relation_probs * mass
+        if slot_types is not None:
+            weighted = self._passed_on_by_type(relation_probs, mass, batch, node, value, slot_types)
         total = weighted.sum(-1, keepdim=True)
         return torch.where(total > 0, weighted / total.clamp(min=1e-12), relation_probs)
 
+    def _passed_on_by_type(self, relation_probs: torch.Tensor, mass: torch.Tensor, batch: torch.Tensor,
+                           node: torch.Tensor, value: torch.Tensor, slot_types: torch.Tensor) -> torch.Tensor:
+        """:meth:`applicable`'s reading with what each frontier node lacks passed on to its own
+        slots that lead to the same types (unnormalised). Node by node, not over the frontier
+        as a whole: where a hop's frontier is a subregion at 1.0 and its region at 0.03 (two
+        readings of one question), a reading neither follows must not all go to the one slot
+        the faint region has; each node follows what it has, weighed by its score."""
+        value = value.detach()
+        has = self.has_slot[node].to(relation_probs.dtype)  # [F, S]
+        kept = relation_probs[batch] * has  # [F, S] what each node can follow of the reading
+        lost = relation_probs[batch] - kept
+        types = slot_types.to(relation_probs.dtype)
+        affinity = types @ types.T  # [S lost, S' kept]: how far two slots lead to the same types
+        reach = kept @ affinity.T  # [F, S]: how much of the kept reading leads to slot s's types
+        matched = reach > 0
+        ratio = torch.where(matched, lost / reach.clamp(min=1e-30), torch.zeros_like(lost))
+        weighted = relation_probs * mass  # the plain reading: for what no kept slot matches in type
+        plain = weighted / weighted.sum(-1, keepdim=True).clamp(min=1e-12)
+        unmatched = (lost * ~matched).sum(-1, keepdim=True)  # [F, 1]
+        followed = kept * (1.0 + ratio @ affinity) + unmatched * plain[batch]
+        summed = torch.zeros_like(relation_probs).index_add(0, batch, value.unsqueeze(-1) * followed)
+        score = torch.zeros(len(relation_probs), dtype=value.dtype, device=value.device).index_add(0, batch, value)
+        return summed / score.clamp(min=1e-12).unsqueeze(-1)
+
     def run(self, start: Sparse, relation_probs: list[torch.Tensor], applicable: bool = True,
-            hop_probs: torch.Tensor | None = None) -> tuple[list[Sparse], list[torch.Tensor]]:
+            hop_probs: torch.Tensor | None = None, slot_types: torch.Tensor | None = None
+            ) -> tuple[list[Sparse], list[torch.Tensor]]:
         """Scores after 0, 1, ..., len(relation_probs) hops, and the relation probabilities
         each hop followed (:meth:`step`).
 
@@ -162,7 +201,10 @@ class Propagator:
         hop-count probability: their answers could move no score by more than that (a hop
         that reached nothing, which :meth:`combine` renormalises away, leaves every later hop
         empty too), and a one-hop question then costs one step, not three (about 0.3 ms each
-        when answering one question)."""
+        when answering one question).
+
+        ``slot_types``: what a relation the frontier lacks passes its probability on to
+        (:meth:`applicable`)."""
         hops, followed = [start], []
         topic = start.batch * self.num_nodes + start.node
         for t, probs in enumerate(relation_probs):
@@ -170,7 +212,8 @@ class Propagator:
                 followed.extend(relation_probs[t:])
                 hops.extend(Sparse.empty(self.device) for _ in relation_probs[t:])
                 break
-            reached, probs = self.step(hops[-1], probs, first=(t == 0), applicable=applicable)
+            reached, probs = self.step(hops[-1], probs, first=(t == 0), applicable=applicable,
+                                       slot_types=slot_types)
             followed.append(probs)
             if t == 0:
                 hops.append(reached)

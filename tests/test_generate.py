@@ -334,6 +334,25 @@ def test_doers_and_places_are_asked_about_as_people_ask() -> None:
     assert not any(t.startswith("where") for t in generic_phrasing("born in", inverse=True).ask)
 
 
+def test_irregular_verbs_are_asked_in_the_active_voice_too() -> None:
+    """"who wrote Hamlet" about a KG relation "written by": the active voice of an irregular
+    verb is not its participle ("who written X"), and before, irregular participles got no
+    active voice at all, so a model trained on the generator's questions had never met "who
+    wrote" (the works probe answered it with the year Hamlet was published)."""
+    from kqa.generate import participle_base, past_tense
+
+    assert [participle_base(w) for w in ("written", "discovered", "stopped", "founded", "found", "sung")] == \
+        ["write", "discover", "stop", "found", "find", "sing"]
+    assert participle_base("lives") is None and participle_base("part") is None
+    assert [past_tense(v) for v in ("write", "discover", "find", "sing")] == ["wrote", "discovered", "found", "sang"]
+    written = generic_phrasing("written by")
+    assert {"who wrote {x}", "which {type} wrote {x}", "who is the writer of {x}"} <= set(written.ask)
+    assert {"the {type} that wrote {x}", "the writer of {x}"} <= set(written.noun)
+    assert not any("written {x}" in t for t in written.ask + written.noun)
+    assert "what did {x} write" in generic_phrasing("written by", inverse=True).ask
+    assert "where was {x} sold" in generic_phrasing("sold in").ask  # irregular, neither -ed nor -en
+
+
 def test_a_relation_to_years_is_asked_when_not_where(tmp_path: Path) -> None:
     """"born in" a city is asked "where was X born"; "published in" a year is not asked
     "where was X published": its objects are literal values, not places. It is asked "when"

@@ -524,6 +524,49 @@ def test_a_hop_follows_the_relations_its_frontier_has() -> None:
     assert torch.equal(followed[0], probs) and hops[1].to_dict(0) == pytest.approx({1: 0.1, 2: 0.3})
 
 
+def test_a_relation_the_frontier_lacks_passes_its_reading_on_to_one_leading_to_the_same_type() -> None:
+    """Read mostly as the subregion's continent (a region), "which continent is X part of"
+    about a country X asks for a region: with the nodes' types known, the lacking relation's
+    probability goes to X's relation to its region, not, by the odds of the runner-up
+    reading, to its subregion; a relation no slot of the frontier matches in type is passed
+    on in proportion, as without types; several frontier nodes pass on what they lack."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from kqa.answer import _slot_types
+    from kqa.retrieve import Propagator, Sparse
+
+    # 0 country -subregion-> 1 subregion -part_of-> 2 region; 0 -region-> 2; 3 country -subregion-> 1
+    graph = SimpleNamespace(src=np.array([0, 0, 1, 3]), dst=np.array([1, 2, 2, 1]), rel=np.array([0, 1, 2, 0]),
+                            num_nodes=4, num_relations=3)
+    types = _slot_types(graph, torch.tensor([0, 1, 2, 0]))  # type: ignore[arg-type]
+    propagator = Propagator(graph)  # type: ignore[arg-type]
+    probs = torch.tensor([[0.1, 0.3, 0.6, 0.0, 0.0, 0.0]])
+    start = Sparse(torch.tensor([0]), torch.tensor([0]), torch.tensor([1.0]))
+    hops, followed = propagator.run(start, [probs], slot_types=types)
+    assert torch.allclose(followed[0][0], torch.tensor([0.1, 0.9, 0.0, 0.0, 0.0, 0.0]))
+    assert {n: v for n, v in hops[1].to_dict(0).items() if v > 0} == pytest.approx({1: 0.1, 2: 0.9})
+    # nothing X has leads to what the lacking slot 3 (backwards subregion: countries) gives: in proportion
+    odd = torch.tensor([[0.1, 0.3, 0.0, 0.6, 0.0, 0.0]])
+    _hops, followed = propagator.run(start, [odd], slot_types=types)
+    assert torch.allclose(followed[0][0], torch.tensor([0.25, 0.75, 0.0, 0.0, 0.0, 0.0]))
+    # a frontier of two countries, one without a region edge: what it lacks stays a region
+    both = Sparse(torch.tensor([0, 0]), torch.tensor([0, 3]), torch.tensor([0.5, 0.5]))
+    region = torch.tensor([[0.0, 0.5, 0.5, 0.0, 0.0, 0.0]])
+    followed = propagator.applicable(both.batch, both.node, both.value, region, types)
+    assert torch.allclose(followed[0], torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0, 0.0]))
+    assert torch.allclose(propagator.applicable(start.batch, start.node, start.value, probs),
+                          torch.tensor([[0.25, 0.75, 0.0, 0.0, 0.0, 0.0]]))  # without types: as before
+    # node by node: a subregion at 1.0 and its region at 0.03 on a reading neither has (the
+    # subregion again): the subregion follows what it has, and only the region's 0.03 goes to
+    # the region's one slot that leads to subregions
+    mixed = Sparse(torch.tensor([0, 0]), torch.tensor([1, 2]), torch.tensor([1.0, 0.03]))
+    again = torch.tensor([[0.99, 0.0, 0.005, 0.0, 0.0, 0.005]])
+    followed = propagator.applicable(mixed.batch, mixed.node, mixed.value, again, types)[0]
+    assert followed[2] > 0.9 and followed[5] < 0.1 and float(followed.sum()) == pytest.approx(1.0)
+
+
 def test_a_topic_name_of_several_entities_is_about_the_one_that_has_the_relation_read() -> None:
     """The actor and the tag of one name, each half of the topic: "the movies directed by
     him" are the actor's, at full score, not at half; a question none of whose topic entities
