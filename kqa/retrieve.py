@@ -203,8 +203,14 @@ class Propagator:
         empty too), and a one-hop question then costs one step, not three (about 0.3 ms each
         when answering one question).
 
-        ``slot_types``: what a relation the frontier lacks passes its probability on to
-        (:meth:`applicable`)."""
+        ``slot_types``: what a relation the topic entities lack passes its probability on to
+        (:meth:`applicable`), at the first hop only. There the frontier is what the question
+        names, and a relation it lacks is a misreading of which relation, not of what is asked
+        for. A later hop's frontier lacking the relation read is more often a sign that the
+        question has ended: a model unsure of the hop count reads its last relation again for
+        the hops after it ("which nation's capital is Belgrade": capital-of at every hop), and
+        following the same type there walked on from Serbia to its neighbours (four such
+        questions lost on one countries model of three; docs/results.md)."""
         hops, followed = [start], []
         topic = start.batch * self.num_nodes + start.node
         for t, probs in enumerate(relation_probs):
@@ -213,7 +219,7 @@ class Propagator:
                 hops.extend(Sparse.empty(self.device) for _ in relation_probs[t:])
                 break
             reached, probs = self.step(hops[-1], probs, first=(t == 0), applicable=applicable,
-                                       slot_types=slot_types)
+                                       slot_types=slot_types if t == 0 else None)
             followed.append(probs)
             if t == 0:
                 hops.append(reached)

@@ -558,6 +558,18 @@ def test_a_relation_the_frontier_lacks_passes_its_reading_on_to_one_leading_to_t
     assert torch.allclose(followed[0], torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0, 0.0]))
     assert torch.allclose(propagator.applicable(start.batch, start.node, start.value, probs),
                           torch.tensor([[0.25, 0.75, 0.0, 0.0, 0.0, 0.0]]))  # without types: as before
+    # only the first hop, whose frontier the question names: a later hop's frontier lacking the
+    # reading ("which nation's capital is X", capital-of read again after the country) does not
+    # walk on to its neighbours, countries too, but to what it has of the reading
+    # 0 city <-capital- 1 country -borders-> 2 country
+    capitals = SimpleNamespace(src=np.array([1, 1]), dst=np.array([0, 2]), rel=np.array([0, 1]),
+                               num_nodes=3, num_relations=2)
+    walker = Propagator(capitals)  # type: ignore[arg-type]
+    capital_of = torch.tensor([[1e-4, 1e-6, 1.0 - 1e-4 - 1e-6, 0.0]])
+    _hops, followed = walker.run(Sparse(torch.tensor([0]), torch.tensor([0]), torch.tensor([1.0])),
+                                 [capital_of, capital_of], slot_types=_slot_types(capitals, torch.tensor([0, 1, 1])))  # type: ignore[arg-type]
+    assert torch.allclose(followed[0][0], torch.tensor([0.0, 0.0, 1.0, 0.0]))
+    assert followed[1][0][0] > 0.98 and followed[1][0][1] < 0.02  # every hop typed: borders at 1.0
     # node by node: a subregion at 1.0 and its region at 0.03 on a reading neither has (the
     # subregion again): the subregion follows what it has, and only the region's 0.03 goes to
     # the region's one slot that leads to subregions
