@@ -157,9 +157,10 @@ class Propagator:
                            node: torch.Tensor, value: torch.Tensor, slot_types: torch.Tensor) -> torch.Tensor:
         """:meth:`applicable`'s reading with what each frontier node lacks passed on to its own
         slots that lead to the same types (unnormalised). Node by node, not over the frontier
-        as a whole: where a hop's frontier is a subregion at 1.0 and its region at 0.03 (two
-        readings of one question), a reading neither follows must not all go to the one slot
-        the faint region has; each node follows what it has, weighed by its score."""
+        as a whole: where a frontier is a subregion at 1.0 and its region at 0.03, a reading
+        neither has must not all go to the one slot the faint region has that leads to the
+        type asked for; each node follows what it has, weighed by its score (a topic is several
+        entities where a name is ambiguous, or a picture may show one of five)."""
         value = value.detach()
         has = self.has_slot[node].to(relation_probs.dtype)  # [F, S]
         kept = relation_probs[batch] * has  # [F, S] what each node can follow of the reading
