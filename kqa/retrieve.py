@@ -149,11 +149,11 @@ class Propagator:
         mass = mass.index_add(0, batch, value.detach().unsqueeze(-1) * self.has_slot[node].to(value.dtype))
         weighted = relation_probs * mass
         if slot_types is not None:
-            weighted = self._passed_on_by_type(relation_probs, mass, batch, node, value, slot_types)
+            weighted = self._passed_on_by_type(relation_probs, weighted, batch, node, value, slot_types)
         total = weighted.sum(-1, keepdim=True)
         return torch.where(total > 0, weighted / total.clamp(min=1e-12), relation_probs)
 
-    def _passed_on_by_type(self, relation_probs: torch.Tensor, mass: torch.Tensor, batch: torch.Tensor,
+    def _passed_on_by_type(self, relation_probs: torch.Tensor, weighted: torch.Tensor, batch: torch.Tensor,
                            node: torch.Tensor, value: torch.Tensor, slot_types: torch.Tensor) -> torch.Tensor:
         """:meth:`applicable`'s reading with what each frontier node lacks passed on to its own
         slots that lead to the same types (unnormalised). Node by node, not over the frontier
@@ -170,7 +170,7 @@ class Propagator:
         reach = kept @ affinity.T  # [F, S]: how much of the kept reading leads to slot s's types
         matched = reach > 0
         ratio = torch.where(matched, lost / reach.clamp(min=1e-30), torch.zeros_like(lost))
-        weighted = relation_probs * mass  # the plain reading: for what no kept slot matches in type
+        # ``weighted``: applicable's plain reading, for what no slot a node keeps matches in type
         plain = weighted / weighted.sum(-1, keepdim=True).clamp(min=1e-12)
         unmatched = (lost * ~matched).sum(-1, keepdim=True)  # [F, 1]
         followed = kept * (1.0 + ratio @ affinity) + unmatched * plain[batch]
