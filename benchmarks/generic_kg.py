@@ -21,7 +21,11 @@ as people word them, and prints each one the model gets wrong. One such KG ships
 discoveries, paintings and who made them, where those people were born, the countries of those
 places, and the years books were published, films released and companies founded, as typed
 literals; 36 questions, most naming a doer by its noun, "where was the discoverer of Europa
-born", six asking "when"). The UMLS one the docs report comes from the ``pykeen`` wheel
+born", six asking "when"), and ``benchmarks/phrasings/people/`` (107 facts whose relations are
+named in other shapes: verbs with a preposition, "works_for", "lives_in", "died_in"; nouns
+with one, "member_of", "capital_of"; "in_language"; "won"; "spouse"; 45 questions such as
+"who did Tim Berners-Lee work for", "which band was John Lennon a member of", "what language
+is Parasite in"). The UMLS one the docs report comes from the ``pykeen`` wheel
 (``pykeen/datasets/umls/{train,valid,test}.txt``, concatenated).
 """
 

@@ -384,3 +384,22 @@ def test_when_wordings_need_a_participle_and_years_for_in_which_year() -> None:
     assert when_wordings("founded in", False) == ["when was {x} founded", "!when is {x} founded"]
     assert "in what year was {x} released" in when_wordings("released on", True)
     assert when_wordings("population", True) == when_wordings("has genre", True) == []
+
+
+PROBES = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "phrasings").glob("*/kb.tsv"))
+
+
+@pytest.mark.parametrize("kb", PROBES, ids=[p.parent.name for p in PROBES])
+def test_every_hand_written_probe_asks_about_its_own_kg(kb: Path) -> None:
+    """The hand-written probes of ``benchmarks/generic_kg.py --questions`` load as a user's
+    file would, and every answer they expect names a node of their KG: a misspelt answer
+    would count against the model as a miss, and nothing else would show it."""
+    kqa.load_kg(kb, kb.parent.name)
+    graph = kqa.open_kg(kb.parent.name).graph
+    names = set(graph.node_names)
+    lines = [line.split("\t") for line in (kb.parent / "questions.tsv").read_text(encoding="utf-8").splitlines()
+             if line.strip()]
+    assert lines and all(len(line) == 2 for line in lines)
+    missing = [(q, a) for q, answers in lines for a in answers.split("|") if a not in names]
+    assert not missing
+    assert generated_examples(kb.parent.name, GenerateConfig(seed=0, per_path=1))  # and train on it
