@@ -451,6 +451,33 @@ def test_a_near_miss_counts_only_as_much_as_its_words_read_as_a_name() -> None:
     assert linker.link(misspelt, scorer=tagged).candidates[0].name == "The Card Player"
 
 
+def test_a_surname_links_the_person_whose_name_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """People name a person by the surname ("where did Einstein die"); that was linked only by
+    sentence vectors, to Albert Einstein and to another physicist (Isaac Newton, 0.48), and the
+    answer was split between where each died. A name's first or last words now link it, and
+    sentence-vector neighbours are not searched for the words a name part explains."""
+    from kqa.link import Candidate, Linker
+
+    linker = _name_linker(["Albert Einstein", "Isaac Newton", "Napoleon Bonaparte", "Vincent van Gogh",
+                           "Alan Turing", "Turing Award", "Mexico City"])
+    searched: list[str] = []
+
+    def neighbours(self: Linker, clean: str, regions: list[tuple[int, int]]) -> list[Candidate]:
+        searched.extend(clean[s:e] for s, e in regions)
+        return [Candidate(1, "Isaac Newton", 0.48, "embedding", clean[s:e], (s, e)) for s, e in regions]
+
+    monkeypatch.setattr(Linker, "_embedding_matches", neighbours)
+    linked = linker.link("where did Einstein die")
+    assert [(c.name, c.source) for c in linked.candidates] == [("Albert Einstein", "name part")]
+    assert searched == []
+    assert linker.link("who was Napoleon married to").candidates[0].name == "Napoleon Bonaparte"  # first word
+    assert linker.link("where did Van Gogh die").candidates[0].name == "Vincent van Gogh"  # last words
+    assert {c.name for c in linker.link("who did Turing work for").candidates} == {"Alan Turing", "Turing Award"}
+    assert linker.link("what is [City]").candidates[0].name == "Mexico City"  # written as a name
+    assert not any(c.source == "name part" for c in linker.link("what is [city]").candidates)  # a common word
+    assert "Newton" in linker.link("where did Newtonn die").candidates[0].name  # no name part: as before
+
+
 def test_a_name_keeps_its_own_trailing_punctuation() -> None:
     """"Dig!": the "!" is part of the name, and a tagger that reads it so must not see the bare
     "Dig" as a name cut short."""
