@@ -23,7 +23,7 @@ places, and the years books were published, films released and companies founded
 literals; 36 questions, most naming a doer by its noun, "where was the discoverer of Europa
 born", six asking "when"), and ``benchmarks/phrasings/people/`` (107 facts whose relations are
 named in other shapes: verbs with a preposition, "works_for", "lives_in", "died_in"; nouns
-with one, "member_of", "capital_of"; "in_language"; "won"; "spouse"; 51 questions such as
+with one, "member_of", "capital_of"; "in_language"; "won"; "spouse"; 53 questions such as
 "who did Tim Berners-Lee work for", "which band was John Lennon a member of", "what language
 is Parasite in"). The UMLS one the docs report comes from the ``pykeen`` wheel
 (``pykeen/datasets/umls/{train,valid,test}.txt``, concatenated).

@@ -476,6 +476,9 @@ def test_a_surname_links_the_person_whose_name_it_ends(monkeypatch: pytest.Monke
     assert linker.link("what is [City]").candidates[0].name == "Mexico City"  # written as a name
     assert not any(c.source == "name part" for c in linker.link("what is [city]").candidates)  # a common word
     assert "Newton" in linker.link("where did Newtonn die").candidates[0].name  # no name part: as before
+    # typed in lower case, a surname English also uses as a word (Zipf 3.7) is still one
+    assert linker.link("where did einstein die").candidates[0].name == "Albert Einstein"
+    assert not any(c.source == "name part" for c in linker.link("which city is it").candidates)
 
 
 def test_a_name_keeps_its_own_trailing_punctuation() -> None:
