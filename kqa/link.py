@@ -418,8 +418,8 @@ class Linker:
         Newton's London. A common word written in lower case ("city", "prize") names nothing
         this way; capitalised, it is taken as a name ("Lincoln")."""
         key = alias_key(part)
-        if not key or (not part[:1].isupper() and word_zipf(part) >= NAME_PART_ZIPF):
-            return []
+        if len(key) < 3 or (not part[:1].isupper() and word_zipf(part) >= NAME_PART_ZIPF):
+            return []  # "I" ends "World War I", and "where was I born" is not about it
         words = key.split()
         holders: list[int] = []
         for alias in self.aliases.longer_keys(key):

@@ -479,6 +479,8 @@ def test_a_surname_links_the_person_whose_name_it_ends(monkeypatch: pytest.Monke
     # typed in lower case, a surname English also uses as a word (Zipf 3.7) is still one
     assert linker.link("where did einstein die").candidates[0].name == "Albert Einstein"
     assert not any(c.source == "name part" for c in linker.link("which city is it").candidates)
+    short = _name_linker(["World War I"]).link("where was I born").candidates
+    assert not any(c.source == "name part" for c in short)  # "I" is too short to be a name part
 
 
 def test_a_name_keeps_its_own_trailing_punctuation() -> None:
